@@ -1,0 +1,160 @@
+"""The hook contract between the host and its plugins.
+
+Task plugins implement ``orch_register_tasks``; trackers (MLflow is the built-in one) implement the
+lifecycle hooks. Every hook name starts with ``orch_``; the host rejects unprefixed hookimpls.
+docs/hooks.md documents each hook and a test keeps it in step with this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pluggy
+
+from orchestrator import NAME
+
+if TYPE_CHECKING:
+    from orchestrator.report import BiasVarianceReport
+    from orchestrator.task import OrchConfig, RunInfo, SweepInfo, Task
+
+hookspec = pluggy.HookspecMarker(NAME)
+
+
+# -- set-up ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def orch_configure(config: OrchConfig) -> None:
+    """The host is about to use its plugins.
+
+    Called once per PluginManager (in every sweep worker process too), before any other hook,
+    with the project root and the options that concern plugins (``tracking_uri``: None means each
+    tracker's default). Returns nothing.
+    """
+
+
+
+@hookspec
+def orch_register_tasks() -> list[Task]:
+    """Return the tasks this plugin provides.
+
+    Called once per PluginManager when the host first needs the task registry. Receives nothing;
+    returns a list of ``Task``. Results of all plugins are collected; two tasks with the same name
+    are an error that names both plugins.
+    """
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+@hookspec
+def orch_run_start(run: RunInfo) -> None:
+    """A tracked run begins (``orch run``, a sweep trial, or a tracked DVC stage).
+
+    Called before the first stage runs. Receives the RunInfo; a tracker opens its run and records
+    its id in ``run.tracking[<tracker name>]``. When ``run.resume`` holds an id of this tracker, the
+    run continues that earlier run instead. Returns nothing.
+    """
+
+
+@hookspec
+def orch_run_end(run: RunInfo, metrics: Mapping[str, float]) -> None:
+    """A tracked run finished without error.
+
+    Called after its last stage. Receives the RunInfo and the final metrics of all stages
+    (``val_rmse``, ``train_error``...); a tracker logs them and closes its run. Returns nothing.
+    """
+
+
+@hookspec
+def orch_run_error(run: RunInfo, error: BaseException) -> None:
+    """A tracked run raised.
+
+    Called before the error is re-raised, for any exception including KeyboardInterrupt and the
+    sweep's ``Pruned``. A tracker marks its run failed (or killed, for Pruned and Ctrl-C) with the
+    reason, so that no run is left RUNNING. Returns nothing.
+    """
+
+
+@hookspec
+def orch_epoch_end(run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
+    """An epoch ended.
+
+    Called by ``StageContext.log_epoch`` with the 0-based epoch (logged as the metric step) and
+    that epoch's metrics (``train_loss``, ``val_loss``, ``val_rmse``...). Trackers log them; the
+    sweep's pruner reports the objective to Optuna here and raises ``Pruned`` to stop the trial.
+    Returns nothing.
+    """
+
+
+@hookspec
+def orch_artifact(run: RunInfo, path: Path, kind: str) -> None:
+    """A stage produced a file worth keeping (model weights, plot, table, text sample...).
+
+    Receives the RunInfo, the file's path and its kind (model, plot, table, text, image, report,
+    data). Trackers copy or upload it. Returns nothing.
+    """
+
+
+@hookspec
+def orch_report_built(run: RunInfo, report: BiasVarianceReport, files: list[Path]) -> None:
+    """The bias/variance report of a run was built.
+
+    Receives the RunInfo, the report (errors, gaps, diagnosis, next steps) and the files written
+    (Markdown, HTML, chart). Trackers log its figures and files. Returns nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def orch_fetch_run(run_id: str) -> dict[str, Any] | None:
+    """Look up a tracked run by id, for ``orch report --run`` and ``orch predict --run``.
+
+    Receives the run id. A tracker that knows it returns ``{"task": ..., "params": {...},
+    "metrics": {...}, "artifacts": <local folder with the run's artifacts>}``; the first non-None
+    answer wins. Returns None when the run is not its own.
+    """
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def orch_sweep_start(sweep: SweepInfo) -> None:
+    """A sweep begins (or resumes), before any trial.
+
+    Receives the SweepInfo; a tracker creates (or finds again) the parent run that every trial's
+    run nests under, and records its id in ``sweep.tracking``. Returns nothing.
+    """
+
+
+@hookspec
+def orch_sweep_end(sweep: SweepInfo, best: Mapping[str, Any] | None, files: list[Path]) -> None:
+    """A sweep ended: all trials done, the timeout reached, or interrupted.
+
+    Receives the SweepInfo, the best feasible trial (``{"number", "value", "params",
+    "metrics"}``, or None when none completed) and the files written (best params YAML, trial
+    table). A tracker logs them on the parent run and closes it. Returns nothing.
+    """
+
+
+@hookspec
+def orch_trial_start(sweep: SweepInfo, trial: int, params: Mapping[str, Any]) -> None:
+    """A sweep trial begins, in the worker process that runs it.
+
+    Receives the SweepInfo, the Optuna trial number and the sampled params (real values: a
+    reverse_log param appears as beta, not 1 - beta). Called before the trial's run starts.
+    Returns nothing.
+    """
+
+
+@hookspec
+def orch_trial_end(
+    sweep: SweepInfo, trial: int, state: str, value: float | None, run: RunInfo | None
+) -> None:
+    """A sweep trial ended.
+
+    Receives the SweepInfo, the trial number, its Optuna state (COMPLETE, PRUNED, FAIL), the
+    objective value (None unless COMPLETE) and the trial's RunInfo (None if it failed before the
+    run started). Returns nothing.
+    """

@@ -1,0 +1,190 @@
+"""Runs a task's stages inside one tracked run, firing the lifecycle hooks.
+
+Three ways in, one code path:
+  ``orch run TASK``          all stages in one process, outputs in a work folder;
+  ``orch stage TASK STAGE``  one stage, as DVC calls it, outputs in ``outputs/TASK/STAGE``;
+  a sweep trial              the tracked stage and those after it, nested under the sweep.
+A stage that fails leaves no output folder behind and its run marked failed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from pydantic import BaseModel
+
+from orchestrator.context import METRICS_FILE, StageContext
+from orchestrator.errors import UserError
+from orchestrator.manager import OrchPluginManager
+from orchestrator.params import flatten, params_hash
+from orchestrator.registry import RegisteredTask
+from orchestrator.task import RunInfo, Stage, SweepInfo
+
+RUN_FILE = "run.json"
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where params.yaml, the MLflow and Optuna stores and the DVC outputs live."""
+
+    root: Path
+    params_file: Path | None
+
+    @classmethod
+    def find(cls, params_file: Path | None = None, start: Path | None = None) -> "Project":
+        start = (start or Path.cwd()).resolve()
+        if params_file is not None:
+            params_file = Path(params_file)
+            if not params_file.is_file():
+                raise UserError(f"{params_file}: params file not found")
+            return cls(start, params_file.resolve())
+        for folder in (start, *start.parents):
+            if (folder / PARAMS_FILE).is_file():
+                return cls(folder, folder / PARAMS_FILE)
+            if (folder / ".dvc").is_dir() or (folder / ".git").exists():
+                break
+        return cls(start, None)
+
+    def outputs(self, task: str) -> Path:
+        return self.root / "outputs" / task
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def make_run_info(
+    reg: RegisteredTask,
+    params: BaseModel,
+    project: Project,
+    *,
+    mode: str,
+    dvc_stage: str = "",
+    sweep: SweepInfo | None = None,
+    trial: int | None = None,
+) -> RunInfo:
+    plain = params.model_dump(mode="json")
+    digest = params_hash(plain)
+    name = f"{reg.task.name}-trial-{trial}" if trial is not None else f"{reg.task.name}-{digest[:6]}-{time.strftime('%m%d-%H%M%S')}"
+    tags = {
+        "orch.task": reg.task.name,
+        "orch.plugin": reg.plugin,
+        "orch.plugin_version": reg.version,
+        "orch.params_hash": digest,
+        "orch.git_commit": git_commit(project.root),
+        "orch.mode": mode,
+        "orch.dvc_stage": dvc_stage,
+    }
+    if sweep is not None:
+        tags.update({"orch.study": sweep.study, "orch.trial": str(trial)})
+    return RunInfo(
+        task=reg.task.name,
+        plugin=reg.plugin,
+        plugin_version=reg.version,
+        name=name,
+        params=flatten(plain),
+        tags=tags,
+        sweep=sweep,
+        trial=trial,
+    )
+
+
+def run_stages(
+    pm: OrchPluginManager,
+    reg: RegisteredTask,
+    params: BaseModel,
+    stages: Sequence[Stage],
+    dirs: Mapping[str, Path],
+    run: RunInfo | None,
+    *,
+    quiet: bool = False,
+) -> dict[str, float]:
+    """Run ``stages`` in order, in one tracked run when ``run`` is given; returns their metrics."""
+    metrics: dict[str, float] = {}
+    if run is not None:
+        pm.hook.orch_run_start(run=run)
+    try:
+        for stage in stages:
+            ctx = StageContext(reg.task, stage.name, params, pm.hook, dirs, run, quiet, metrics)
+            metrics.update(_run_one(stage, ctx))
+    except BaseException as exc:
+        if run is not None:
+            pm.hook.orch_run_error(run=run, error=exc)
+        raise
+    if run is not None:
+        pm.hook.orch_run_end(run=run, metrics=metrics)
+    return metrics
+
+
+def _run_one(stage: Stage, ctx: StageContext) -> dict[str, float]:
+    out = ctx.out_dir
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        result = {k: float(v) for k, v in (stage.fn(ctx) or {}).items()}
+        if result:
+            (out / METRICS_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        if ctx.run is not None and stage.tracked:
+            (out / RUN_FILE).write_text(json.dumps({"name": ctx.run.name, "tracking": ctx.run.tracking}))
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # nothing half-written
+        raise
+    return result
+
+
+def tracked_index(reg: RegisteredTask) -> int:
+    """Index of the first tracked stage (stages before it prepare data, untracked)."""
+    for i, stage in enumerate(reg.task.stages):
+        if stage.tracked:
+            return i
+    return len(reg.task.stages)
+
+
+def run_task(
+    pm: OrchPluginManager,
+    reg: RegisteredTask,
+    params: BaseModel,
+    project: Project,
+    workdir: Path,
+    *,
+    quiet: bool = False,
+) -> tuple[RunInfo, dict[str, float]]:
+    """``orch run``: every stage, in one tracked run."""
+    dirs = {s.name: workdir / s.name for s in reg.task.stages}
+    run = make_run_info(reg, params, project, mode="run")
+    return run, run_stages(pm, reg, params, reg.task.stages, dirs, run, quiet=quiet)
+
+
+def run_dvc_stage(
+    pm: OrchPluginManager, reg: RegisteredTask, params: BaseModel, project: Project, stage_name: str
+) -> dict[str, float]:
+    """``orch stage``: one stage as DVC runs it; later stages log into the tracked stage's run."""
+    task = reg.task
+    stage = task.stage(stage_name)
+    base = project.outputs(task.name)
+    dirs = {s.name: base / s.name for s in task.stages}
+    index = [s.name for s in task.stages].index(stage_name)
+    first = tracked_index(reg)
+    run = None
+    if index >= first:
+        run = make_run_info(reg, params, project, mode="dvc", dvc_stage=stage_name)
+        if index > first:
+            ref = dirs[task.stages[first].name] / RUN_FILE
+            if not ref.exists():
+                raise UserError(f"{ref}: not found; run stage {task.stages[first].name!r} first")
+            saved = json.loads(ref.read_text())
+            run.name, run.resume = saved["name"], dict(saved["tracking"])
+    return run_stages(pm, reg, params, [stage], dirs, run)

@@ -1,0 +1,133 @@
+"""What a task plugin declares (Task, Stage, HumanBaseline) and what trackers are told (RunInfo,
+SweepInfo). Plain dataclasses: cheap to import, picklable across sweep worker processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from orchestrator.context import StageContext
+
+SPLITS = ("train", "train_dev", "val")
+"""Metric prefixes shared by every task: ``train_loss``, ``train_dev_rmse``, ``val_rmse``...
+The report calls the ``val`` split "dev", as Ng's bias/variance analysis does."""
+
+ArtifactKind = Literal["model", "plot", "table", "text", "image", "report", "data"]
+
+
+@dataclass(frozen=True)
+class HumanBaseline:
+    """Human-level error on the task's metric: the proxy for Bayes error in the report."""
+
+    error: float
+    source: str
+    tolerance: float | None = None  # gaps below this count as negligible; default 2% of error
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a task and one DVC stage: ``orch stage TASK NAME`` runs it.
+
+    ``fn`` receives a StageContext and returns metrics (or None). ``params`` lists the param keys
+    the stage reads (they are the stage's ``params:`` in dvc.yaml and its cache key). A ``tracked``
+    stage opens a tracked run; later stages of the same pipeline log into that run.
+    """
+
+    name: str
+    fn: Callable[["StageContext"], Mapping[str, float] | None]
+    params: tuple[str, ...] = ()
+    tracked: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An artifact the task promises, listed by ``orch tasks``."""
+
+    name: str
+    kind: ArtifactKind
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task a plugin registers through ``orch_register_tasks``.
+
+    ``metric`` names the error metric (lower is better) that every tracked run logs for each
+    split as ``{split}_{metric}``; the report and sweeps read it. ``space`` is the default search
+    space, overridden by ``<task>.sweep.space`` in params.yaml. ``commands`` are extra actions
+    (``predict``, ``generate``) reached through ``orch predict TASK`` / ``orch generate TASK``.
+    """
+
+    name: str
+    description: str
+    params_model: type["BaseModel"]
+    metric: str
+    human: HumanBaseline
+    stages: tuple[Stage, ...]
+    artifacts: tuple[Artifact, ...] = ()
+    space: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    constraints: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    commands: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        from orchestrator.errors import UserError
+
+        names = ", ".join(s.name for s in self.stages)
+        raise UserError(f"task {self.name!r} has no stage {name!r} (stages: {names})")
+
+    @property
+    def objective(self) -> str:
+        return f"val_{self.metric}"
+
+
+@dataclass(frozen=True)
+class OrchConfig:
+    """What ``orch_configure`` hands to plugins."""
+
+    root: Path
+    tracking_uri: str | None = None
+
+
+@dataclass
+class SweepInfo:
+    """A sweep as trackers see it; ``tracking`` is filled by trackers (tracker -> parent run id)."""
+
+    task: str
+    study: str
+    storage: str
+    metric: str
+    direction: str
+    sampler: str
+    n_trials: int
+    params: dict[str, Any]
+    space: dict[str, Any]
+    tracking: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunInfo:
+    """One tracked run as trackers see it.
+
+    ``params`` are flattened (``data.path``); ``tags`` carry git commit, plugin, params hash and
+    DVC stage. Trackers write their run ids into ``tracking`` (e.g. ``{"mlflow": "3fa..."}``) and
+    read ``resume`` to continue a run begun by an earlier stage of the same pipeline.
+    """
+
+    task: str
+    plugin: str
+    plugin_version: str
+    name: str
+    params: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    sweep: SweepInfo | None = None
+    trial: int | None = None
+    resume: dict[str, str] = field(default_factory=dict)
+    tracking: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,82 @@
+"""Serving a trained collab model: ``Recommender`` for Python, ``orch predict collab`` for the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from orchestrator.errors import UserError
+
+
+class Recommender:
+    """Scores (userId, movieId) pairs and ranks films for a user, in the dataset's own ids."""
+
+    def __init__(self, model_dir: Path, items_csv: Path, users_csv: Path):
+        from orch_collab.stages import load_model
+
+        self.model = load_model(model_dir)
+        self.items = pd.read_csv(items_csv, keep_default_na=False)
+        users = pd.read_csv(users_csv)
+        self.user_index = dict(zip(users["userId"], users["user"]))
+        self.item_index = dict(zip(self.items["movieId"], self.items["item"]))
+
+    def _user(self, user_id: int) -> int:
+        if user_id not in self.user_index:
+            raise UserError(f"--user {user_id}: unknown userId (the model knows {len(self.user_index)} users)")
+        return self.user_index[user_id]
+
+    def predict(self, user_id: int, movie_ids: list[int]) -> pd.DataFrame:
+        import torch
+
+        from orch_collab.train import predict
+
+        unknown = [m for m in movie_ids if m not in self.item_index]
+        if unknown:
+            raise UserError(f"--movie {unknown[0]}: unknown movieId")
+        items = torch.tensor([self.item_index[m] for m in movie_ids])
+        users = torch.full_like(items, self._user(user_id))
+        scores = predict(self.model, users, items).numpy()
+        titles = self.items.set_index("item").loc[items.numpy(), "title"].tolist()
+        return pd.DataFrame({"movieId": movie_ids, "title": titles, "predicted": scores.round(3)})
+
+    def recommend(self, user_id: int, top: int = 10, min_ratings: int = 20) -> pd.DataFrame:
+        """The ``top`` films with the highest predicted rating among films with enough ratings."""
+        candidates = self.items[self.items["n_ratings"] >= min_ratings]["movieId"].tolist()
+        scored = self.predict(user_id, candidates)
+        return scored.sort_values("predicted", ascending=False, kind="stable").head(top).reset_index(drop=True)
+
+
+def _from_run(env, run_id: str) -> Recommender:
+    found = env.pm.hook.orch_fetch_run(run_id=run_id)
+    if not found:
+        raise UserError(f"--run {run_id}: no tracked run with that id")
+    if found.get("task") != "collab":
+        raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not collab")
+    model_dir = found["download"]("model")
+    tables = found["download"]("data")
+    return Recommender(model_dir, tables / "items.csv", tables / "users.csv")
+
+
+@click.command("predict")
+@click.option("--run", "run_id", help="MLflow run id of a collab run (default: the DVC pipeline's model).")
+@click.option("--user", "user_id", type=int, required=True, help="userId to predict for.")
+@click.option("--movie", "movie_ids", type=int, multiple=True, help="movieId to score (repeatable).")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="without --movie: recommend this many films.")
+@click.option("--json", "as_json", is_flag=True, help="print JSON records instead of a table.")
+@click.pass_obj
+def predict_command(env, run_id, user_id, movie_ids, top, as_json):
+    """Predict ratings of a trained collab model, or recommend films for a user."""
+    if run_id:
+        rec = _from_run(env, run_id)
+    else:
+        base = env.project.outputs("collab")
+        if not (base / "train" / "model.pt").exists():
+            raise UserError(f"{base / 'train' / 'model.pt'}: not found; run `dvc repro` or pass --run ID")
+        rec = Recommender(base / "train", base / "prepare" / "items.csv", base / "prepare" / "users.csv")
+    table = rec.predict(user_id, list(movie_ids)) if movie_ids else rec.recommend(user_id, top)
+    click.echo(json.dumps(table.to_dict(orient="records")) if as_json else table.to_string(index=False))

@@ -1,0 +1,205 @@
+"""The hook implementations of the MLflow tracker."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from orchestrator import hookimpl
+from orchestrator.errors import Pruned
+
+KEY = "mlflow"
+ARTIFACT_DIRS = {"model": "model", "plot": "plots", "table": "tables", "text": "samples",
+                 "image": "images", "report": "report", "data": "data"}
+PARAM_LIMIT = 6000  # MLflow's longest param value
+
+
+class MlflowTracker:
+    def __init__(self) -> None:
+        self.root = Path.cwd()
+        self.uri: str | None = None
+        self._client = None
+        self._experiments: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}  # run id -> last epoch logged
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    @property
+    def client(self):
+        if self._client is None:
+            for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sql_alchemy_store"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def experiment_id(self, task: str) -> str:
+        if task not in self._experiments:
+            found = self.client.get_experiment_by_name(task)
+            if found is not None:
+                self._experiments[task] = found.experiment_id
+            else:
+                location = None
+                if self.tracking_uri.startswith("sqlite:"):
+                    location = (self.root / "mlartifacts" / task).as_uri()
+                try:
+                    self._experiments[task] = self.client.create_experiment(task, artifact_location=location)
+                except Exception:  # another sweep worker created it first
+                    found = self.client.get_experiment_by_name(task)
+                    if found is None:
+                        raise
+                    self._experiments[task] = found.experiment_id
+        return self._experiments[task]
+
+    def _log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params a batch
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    # -- hooks ------------------------------------------------------------------------------------
+
+    @hookimpl
+    def orch_configure(self, config) -> None:
+        self.root = Path(config.root)
+        self.uri = config.tracking_uri
+        self._client = None
+        self._experiments.clear()
+
+    @hookimpl
+    def orch_run_start(self, run) -> None:
+        if KEY in run.resume:
+            run_id = run.resume[KEY]
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, "orch.dvc_stage", run.tags.get("orch.dvc_stage", ""))
+        else:
+            tags = dict(run.tags)
+            tags["mlflow.source.git.commit"] = run.tags.get("orch.git_commit", "")
+            if run.sweep is not None and KEY in run.sweep.tracking:
+                tags["mlflow.parentRunId"] = run.sweep.tracking[KEY]
+            created = self.client.create_run(self.experiment_id(run.task), tags=tags, run_name=run.name)
+            run_id = created.info.run_id
+            self._log_params(run_id, run.params)
+        run.tracking[KEY] = run_id
+
+    @hookimpl
+    def orch_epoch_end(self, run, epoch: int, metrics) -> None:
+        if KEY in run.tracking:
+            self._last_step[run.tracking[KEY]] = epoch
+            self._log_metrics(run.tracking[KEY], metrics, step=epoch)
+
+    @hookimpl
+    def orch_artifact(self, run, path: Path, kind: str) -> None:
+        if KEY in run.tracking:
+            self.client.log_artifact(run.tracking[KEY], str(path), ARTIFACT_DIRS.get(kind, kind))
+
+    @hookimpl
+    def orch_report_built(self, run, report, files) -> None:
+        if KEY not in run.tracking:
+            return
+        run_id = run.tracking[KEY]
+        self._log_metrics(run_id, {"human_error": report.human_error, **report.gaps},
+                          step=self._last_step.get(run_id, 0))
+        self.client.set_tag(run_id, "orch.diagnosis", report.diagnosis)
+        for path in files:
+            self.client.log_artifact(run_id, str(path), "report")
+
+    @hookimpl
+    def orch_run_end(self, run, metrics) -> None:
+        if KEY in run.tracking:
+            run_id = run.tracking[KEY]
+            finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+            # final figures at the last epoch's step, so "latest value" in the UI is the final one
+            self._log_metrics(run_id, finite, step=self._last_step.pop(run_id, 0))
+            self.client.set_terminated(run_id, "FINISHED")
+
+    @hookimpl
+    def orch_run_error(self, run, error: BaseException) -> None:
+        if KEY not in run.tracking:
+            return
+        run_id = run.tracking[KEY]
+        pruned = isinstance(error, Pruned)
+        interrupted = isinstance(error, KeyboardInterrupt)
+        reason = "pruned" if pruned else "interrupted" if interrupted else f"{type(error).__name__}: {error}"
+        try:
+            self.client.set_tag(run_id, "orch.error", reason[:5000])
+        finally:
+            self.client.set_terminated(run_id, "KILLED" if pruned or interrupted else "FAILED")
+
+    @hookimpl
+    def orch_sweep_start(self, sweep) -> None:
+        exp = self.experiment_id(sweep.task)
+        found = self.client.search_runs(
+            [exp], filter_string=f"tags.`orch.study` = '{sweep.study}' and tags.`orch.role` = 'sweep'",
+            max_results=1,
+        )
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            tags = {"orch.study": sweep.study, "orch.role": "sweep", "orch.task": sweep.task,
+                    "orch.sampler": sweep.sampler, "orch.storage": sweep.storage}
+            run_id = self.client.create_run(exp, tags=tags, run_name=f"sweep-{sweep.study}").info.run_id
+            space = {f"space.{k}": v for k, v in sweep.space.items()}
+            self._log_params(run_id, {**sweep.params, **space, "sweep.metric": sweep.metric,
+                                      "sweep.direction": sweep.direction, "sweep.trials": sweep.n_trials})
+        sweep.tracking[KEY] = run_id
+
+    @hookimpl
+    def orch_trial_end(self, sweep, trial: int, state: str, value, run) -> None:
+        if run is not None and KEY in run.tracking:
+            self.client.set_tag(run.tracking[KEY], "orch.trial_state", state)
+
+    @hookimpl
+    def orch_sweep_end(self, sweep, best, files) -> None:
+        if KEY not in sweep.tracking:
+            return
+        run_id = sweep.tracking[KEY]
+        if best is not None:
+            self._log_metrics(run_id, {f"best_{sweep.metric}": best["value"]})
+            self.client.set_tag(run_id, "orch.best_trial", str(best["number"]))
+            self._log_params(run_id, {f"best.{k}": v for k, v in best["params"].items()})
+        for path in files:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+
+    @hookimpl
+    def orch_fetch_run(self, run_id: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        client = self.client
+
+        def download(artifact_path: str) -> Path:
+            dst = tempfile.mkdtemp(prefix="orch-run-")
+            return Path(client.download_artifacts(run_id, artifact_path, dst))
+
+        return {
+            "task": found.data.tags.get("orch.task"),
+            "params": dict(found.data.params),
+            "metrics": dict(found.data.metrics),
+            "tags": dict(found.data.tags),
+            "download": download,
+        }
