@@ -80,6 +80,8 @@ def train(ctx: StageContext) -> dict[str, float]:
     for name in ("model.pt", "model.json"):
         ctx.log_artifact(ctx.out_dir / name, "model")
     ctx.log_artifact(ctx.out_dir / "history.csv", "table")
+    for name in ("items.csv", "users.csv"):  # id maps and titles: what serving the model needs
+        ctx.log_artifact(prep / name, "data")
 
     errors = {f"{s}_mse": mse(model, splits[s]) for s in data.SPLIT_NAMES}
     return {
@@ -121,7 +123,7 @@ def report(ctx: StageContext) -> dict[str, float]:
     ends.to_csv(out / "pca_ends.csv", index=False)
     interpret.scatter(scores, titles, top, out / "pca_scatter.png")
     history = pd.read_csv(ctx.input_dir("train") / "history.csv")
-    loss_curves(history, out / "loss_curves.png", f"collab: loss per epoch (MSE)")
+    loss_curves(history, out / "loss_curves.png", "collab: loss per epoch (MSE)")
     (out / "interpretation.md").write_text(_interpretation_md(biases, ends, ratio), encoding="utf-8")
 
     for name, kind in [("film_bias.csv", "table"), ("pca_ends.csv", "table"), ("pca_scatter.png", "plot"),
