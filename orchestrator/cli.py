@@ -175,7 +175,7 @@ def stage(ctx, task: str, stage: str, params_file, overrides) -> None:
 
     pm, project, reg, params, _ = _task_and_params(ctx, task, params_file, overrides)
     try:
-        run_dvc_stage(pm, reg, params, project, stage)
+        run_dvc_stage(pm, reg, params, project, stage, quiet=ctx.obj["quiet"])
     except (UserError, RunFailed, KeyboardInterrupt):
         raise
     except Exception as exc:

@@ -133,6 +133,9 @@ def to_markdown(r: BiasVarianceReport, chart: str | None = None) -> str:
         "",
         f"**Diagnosis: {r.diagnosis}** (gaps under {r.tolerance:.4f} count as negligible).",
         "",
+        *([f"Note: train error is {-r.avoidable_bias:.4f} below human level: the model fits noise in the "
+           "training set that no one could predict, a sign of overfitting.", ""]
+          if r.avoidable_bias < -r.tolerance else []),
         "Next steps:",
         *(f"- {step}" for step in r.next_steps),
     ]

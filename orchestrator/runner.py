@@ -169,7 +169,13 @@ def run_task(
 
 
 def run_dvc_stage(
-    pm: OrchPluginManager, reg: RegisteredTask, params: BaseModel, project: Project, stage_name: str
+    pm: OrchPluginManager,
+    reg: RegisteredTask,
+    params: BaseModel,
+    project: Project,
+    stage_name: str,
+    *,
+    quiet: bool = False,
 ) -> dict[str, float]:
     """``orch stage``: one stage as DVC runs it; later stages log into the tracked stage's run."""
     task = reg.task
@@ -187,4 +193,4 @@ def run_dvc_stage(
                 raise UserError(f"{ref}: not found; run stage {task.stages[first].name!r} first")
             saved = json.loads(ref.read_text())
             run.name, run.resume = saved["name"], dict(saved["tracking"])
-    return run_stages(pm, reg, params, [stage], dirs, run)
+    return run_stages(pm, reg, params, [stage], dirs, run, quiet=quiet)
