@@ -103,10 +103,10 @@ def format_error(exc: ValidationError, prefix: str, model: type[BaseModel] | Non
     kind = err["type"]
     got = err.get("input")
     messages = {
-        "greater_than": lambda: f"must be > {ctx.get('gt')}",
-        "greater_than_equal": lambda: f"must be >= {ctx.get('ge')}",
-        "less_than": lambda: f"must be < {ctx.get('lt')}",
-        "less_than_equal": lambda: f"must be <= {ctx.get('le')}",
+        "greater_than": lambda: f"must be > {_num(ctx.get('gt'))}",
+        "greater_than_equal": lambda: f"must be >= {_num(ctx.get('ge'))}",
+        "less_than": lambda: f"must be < {_num(ctx.get('lt'))}",
+        "less_than_equal": lambda: f"must be <= {_num(ctx.get('le'))}",
         "int_parsing": lambda: "must be an integer",
         "int_from_float": lambda: "must be an integer",
         "int_type": lambda: "must be an integer",
@@ -124,6 +124,10 @@ def format_error(exc: ValidationError, prefix: str, model: type[BaseModel] | Non
         return f"{loc}: unknown key{expected}"
     message = messages.get(kind, lambda: err["msg"][0].lower() + err["msg"][1:])()
     return f"{loc}: {message}" + ("" if kind == "missing" else f", got {got!r}")
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

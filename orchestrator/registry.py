@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.errors import UserError
-from orchestrator.manager import OrchPluginManager
+from orchestrator.manager import OrchPluginManager, PluginStatus
 from orchestrator.task import Task
 
 
@@ -26,9 +26,8 @@ def load_tasks(pm: OrchPluginManager) -> dict[str, RegisteredTask]:
             if bad:
                 raise TypeError(f"orch_register_tasks returned {type(bad[0]).__name__}, not Task")
         except Exception as exc:  # a broken plugin must not take the host down
-            status = pm.statuses.get(impl.plugin_name)
-            if status:
-                status.status = f"error: orch_register_tasks: {type(exc).__name__}: {exc}"
+            status = pm.statuses.setdefault(impl.plugin_name, PluginStatus(impl.plugin_name, "?", "?", ""))
+            status.status = f"error: orch_register_tasks: {type(exc).__name__}: {exc}"
             continue
         _, version = pm.plugin_meta(impl.plugin_name)
         for task in returned:

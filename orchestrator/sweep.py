@@ -220,10 +220,12 @@ def make_objective(plan: SweepPlan, pm: OrchPluginManager, reg: RegisteredTask, 
     return objective
 
 
-def run_worker(plan: SweepPlan, n_trials: int, offset: int) -> None:
-    """Run ``n_trials`` trials in this process (also the entry point of worker processes)."""
-    pm = get_plugin_manager()
-    pm.hook.orch_configure(config=OrchConfig(plan.root, plan.tracking_uri))
+def run_worker(plan: SweepPlan, n_trials: int, offset: int, pm: OrchPluginManager | None = None) -> None:
+    """Run ``n_trials`` trials in this process: with the caller's PluginManager, or (in a worker
+    process) a new one loaded from the entry points."""
+    if pm is None:
+        pm = get_plugin_manager()
+        pm.hook.orch_configure(config=OrchConfig(plan.root, plan.tracking_uri))
     project = Project(plan.root, None)
     reg = get_task(pm, plan.task)
     study = load_study(plan, offset)
@@ -343,7 +345,7 @@ def run_sweep(
     interrupted: BaseException | None = None
     try:
         if remaining and jobs <= 1:
-            run_worker(plan, remaining, offset=done)
+            run_worker(plan, remaining, offset=done, pm=pm)
         elif remaining:
             _run_processes(plan, remaining, jobs, offset=done)
     except KeyboardInterrupt as exc:

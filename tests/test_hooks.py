@@ -1,0 +1,140 @@
+"""Every lifecycle hook, called by the real runner and sweep with the toy task plugin."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import Recorder
+from orchestrator import hookimpl
+from orchestrator.errors import NonFiniteLoss, Pruned
+from orchestrator.params import validate
+from orchestrator.registry import load_tasks
+from orchestrator.runner import Project, run_dvc_stage, run_task
+from orchestrator.space import SweepConfig
+from orchestrator.sweep import resolve_plan, run_sweep
+from orchestrator.task import OrchConfig
+
+
+@pytest.fixture
+def toy(pm, toy_site, project):
+    import orch_toy
+
+    pm.register(orch_toy, name="toy")
+    recorder = Recorder()
+    pm.register(recorder, name="recorder")
+    pm.hook.orch_configure(config=OrchConfig(project))
+    reg = load_tasks(pm)["toy"]
+    try:
+        yield pm, reg, recorder, Project(project, None)
+    finally:
+        pm.unregister(recorder)
+        pm.unregister(orch_toy)
+
+
+def params(reg, **values):
+    return validate(reg.task.params_model, values, "toy", "test")
+
+
+def test_configure_receives_project_root(toy):
+    _, _, recorder, project = toy
+    assert recorder.calls[0] == ("orch_configure", project.root)
+
+
+def test_register_tasks_collects_the_plugin_task(toy):
+    pm, reg, _, _ = toy
+    assert reg.task.name == "toy" and reg.plugin == "toy"
+    assert [s.name for s in reg.task.stages] == ["prepare", "train", "report"]
+
+
+def test_run_fires_lifecycle_hooks_in_order(toy, tmp_path):
+    pm, reg, recorder, project = toy
+    run, metrics = run_task(pm, reg, params(reg, epochs=3), project, tmp_path / "work")
+    names = recorder.names()
+    assert names[1] == "orch_run_start" and names[-1] == "orch_run_end"
+    epochs = [arg for name, arg in recorder.calls if name == "orch_epoch_end"]
+    assert [e for e, _ in epochs] == [0, 1, 2]
+    assert set(epochs[0][1]) == {"train_loss", "val_loss", "val_rmse"}
+    assert ("orch_artifact", ("w.json", "model")) in recorder.calls
+    diagnosis, files = dict(recorder.calls)["orch_report_built"]
+    assert files == ["report.md", "report.html", "report.png", "report.json"]
+    end_metrics = dict(recorder.calls)["orch_run_end"]
+    assert math.isclose(end_metrics["val_rmse"], metrics["val_rmse"])
+    assert run.tracking == {"recorder": run.name}
+    assert "orch_run_error" not in names
+
+
+def test_run_error_is_called_then_reraised_and_outputs_removed(toy, tmp_path):
+    pm, reg, recorder, project = toy
+    with pytest.raises(RuntimeError, match="toy failure"):
+        run_task(pm, reg, params(reg, fail_at_epoch=1), project, tmp_path / "work")
+    name, error = recorder.calls[-1]
+    assert name == "orch_run_error" and isinstance(error, RuntimeError)
+    assert "orch_run_end" not in recorder.names()
+    assert not (tmp_path / "work" / "train").exists()  # nothing half-written
+    assert (tmp_path / "work" / "prepare" / "data.json").exists()  # the finished stage stays
+
+
+def test_nan_loss_fails_the_run(toy, tmp_path):
+    pm, reg, recorder, project = toy
+    with pytest.raises(NonFiniteLoss):
+        run_task(pm, reg, params(reg, lr=20.0, epochs=8), project, tmp_path / "work")
+    assert isinstance(recorder.calls[-1][1], NonFiniteLoss)
+
+
+def test_dvc_stages_share_one_run(toy):
+    pm, reg, recorder, project = toy
+    p = params(reg)
+    assert run_dvc_stage(pm, reg, p, project, "prepare")["n_rows"] == 200
+    assert "orch_run_start" not in recorder.names()  # data preparation is not a tracked run
+    run_dvc_stage(pm, reg, p, project, "train")
+    first_run = dict(recorder.calls)["orch_run_start"]
+    recorder.calls.clear()
+    run_dvc_stage(pm, reg, p, project, "report")
+    assert recorder.names()[0] == "orch_run_start"
+    assert recorder.calls[0][1] == first_run  # the report stage continues the train stage's run
+    assert (project.root / "outputs" / "toy" / "report" / "report.md").exists()
+
+
+class Stopper:
+    """An epoch_end hook that raises Pruned: the runner must hand it to run_error."""
+
+    @hookimpl
+    def orch_epoch_end(self, run, epoch, metrics):
+        if epoch == 1:
+            raise Pruned("stop")
+
+
+def test_epoch_end_can_stop_a_run(toy, tmp_path):
+    pm, reg, recorder, project = toy
+    stopper = Stopper()
+    pm.register(stopper)
+    try:
+        with pytest.raises(Pruned):
+            run_task(pm, reg, params(reg), project, tmp_path / "work")
+    finally:
+        pm.unregister(stopper)
+    assert isinstance(recorder.calls[-1][1], Pruned)
+
+
+def test_sweep_hooks(toy):
+    pm, reg, recorder, project = toy
+    config = validate(SweepConfig, {"trials": 4, "seed": 1, "pruner": "none",
+                                    "space": {"lr": {"low": 0.01, "high": 0.3, "scale": "log"}}}, "toy.sweep", "t")
+    plan = resolve_plan(pm, reg, project, params(reg), config, study=None, storage=None, tracking_uri=None,
+                        refine=False, quiet=True)
+    best = run_sweep(pm, reg, project, plan, jobs=1, out_dir=project.root / "sweep")
+    names = recorder.names()
+    assert names.count("orch_trial_start") == 4 and names.count("orch_trial_end") == 4
+    assert names.index("orch_sweep_start") < names.index("orch_trial_start")
+    assert names[-1] == "orch_sweep_end"
+    trial, sampled = dict(recorder.calls)["orch_trial_start"]
+    assert 0.01 <= sampled["lr"] <= 0.3
+    ends = [arg for name, arg in recorder.calls if name == "orch_trial_end"]
+    assert {state for _, state, _ in ends} == {"COMPLETE"}
+    reported_best, files = dict(recorder.calls)["orch_sweep_end"]
+    assert reported_best["value"] == min(value for _, _, value in ends) == best["value"]
+    assert files == ["best_params.yaml", "trials.md", "trials.json"]
+    assert Path(project.root / "sweep" / "best_params.yaml").read_text().count("lr:") == 1

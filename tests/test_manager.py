@@ -1,0 +1,117 @@
+"""The PluginManager factory: entry points, broken plugins, blocking, tracing, name checks."""
+
+from __future__ import annotations
+
+import pluggy
+import pytest
+
+from conftest import BROKEN_SITE, add_site
+from orchestrator import NAME, hookimpl
+from orchestrator.errors import UserError
+from orchestrator.manager import DISABLE_ENV, get_plugin_manager
+from orchestrator.registry import get_task, load_tasks
+
+
+def test_one_name_for_marker_manager_and_group():
+    from orchestrator import hookimpl as marker
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    assert NAME == "orch" == pm.project_name == marker.project_name
+
+
+def test_builtins_load_through_the_entry_point_group(monkeypatch):
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+    pm = get_plugin_manager()
+    assert pm.statuses["collab"].status == "loaded"
+    assert pm.statuses["mlflow"].status == "loaded"
+    assert pm.statuses["collab"].dist == "orch"
+    assert "collab" in load_tasks(pm)
+
+
+def test_third_party_plugin_registers_like_a_builtin(toy_site, monkeypatch):
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+    pm = get_plugin_manager()
+    assert pm.statuses["toy"].dist == "orch-toy" and pm.statuses["toy"].version == "0.1.0"
+    assert get_task(pm, "toy").plugin == "toy"
+
+
+def test_broken_plugin_is_reported_by_name_and_others_work(monkeypatch):
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+    add_site(monkeypatch, BROKEN_SITE)
+    pm = get_plugin_manager()
+    assert pm.statuses["broken"].status.startswith("error: ImportError: orch_broken needs a library")
+    assert pm.get_plugin("broken") is None
+    assert "collab" in load_tasks(pm)
+
+
+def test_disable_env_blocks_plugins(monkeypatch):
+    monkeypatch.setenv(DISABLE_ENV, "collab")
+    pm = get_plugin_manager()
+    assert pm.statuses["collab"].status.startswith("blocked")
+    assert "collab" not in load_tasks(pm)
+    assert pm.statuses["mlflow"].status == "loaded"
+
+
+def test_trace_env_prints_hook_calls(monkeypatch, capsys):
+    monkeypatch.setenv("ORCH_TRACE_PLUGINS", "1")
+    monkeypatch.setenv(DISABLE_ENV, "*")
+    pm = get_plugin_manager()
+    pm.hook.orch_register_tasks()
+    err = capsys.readouterr().err
+    assert "[orch trace] orch_register_tasks" in err and "returned []" in err
+
+
+def test_unprefixed_hookimpl_is_rejected(pm):
+    class Plugin:
+        @hookimpl
+        def run_start(self, run):
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError, match="must start with 'orch_'"):
+        pm.register(Plugin())
+    assert pm.get_plugins() == set()
+
+
+def test_unknown_hook_fails_check_pending_and_is_unregistered(pm):
+    class Typo:
+        @hookimpl
+        def orch_run_strat(self, run):
+            pass
+
+    pm.register(Typo(), name="typo")
+    pm.check_pending_plugins()
+    assert pm.get_plugin("typo") is None
+    assert "orch_run_strat" in pm.statuses["typo"].status
+
+
+def test_task_hook_that_raises_is_reported(pm):
+    class Bad:
+        @hookimpl
+        def orch_register_tasks(self):
+            raise ValueError("no config")
+
+    pm.register(Bad(), name="bad")
+    assert load_tasks(pm) == {}
+    assert pm.statuses["bad"].status == "error: orch_register_tasks: ValueError: no config"
+
+
+def test_duplicate_task_names_name_both_plugins(pm, toy_site):
+    import orch_toy
+
+    class Copy:
+        @hookimpl
+        def orch_register_tasks(self):
+            return [orch_toy.TASK]
+
+    pm.register(orch_toy, name="toy")
+    pm.register(Copy(), name="copy")
+    with pytest.raises(UserError, match="'toy' is registered by two plugins"):
+        load_tasks(pm)
+
+
+def test_unknown_task_lists_the_known_ones(pm, toy_site):
+    import orch_toy
+
+    pm.register(orch_toy, name="toy")
+    with pytest.raises(UserError, match=r"unknown task 'nope' \(available: toy\)"):
+        get_task(pm, "nope")
