@@ -176,8 +176,11 @@ class MlflowTracker:
         run_id = sweep.tracking[KEY]
         if best is not None:
             self._log_metrics(run_id, {f"best_{sweep.metric}": best["value"]})
-            self.client.set_tag(run_id, "orch.best_trial", str(best["number"]))
-            self._log_params(run_id, {f"best.{k}": v for k, v in best["params"].items()})
+            # tags, not params: a resumed sweep may find a better trial, and MLflow params are final
+            from mlflow.entities import RunTag
+
+            tags = {"orch.best_trial": str(best["number"]), **{f"best.{k}": str(v) for k, v in best["params"].items()}}
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         for path in files:
             self.client.log_artifact(run_id, str(path))
         self.client.set_terminated(run_id, "FINISHED")

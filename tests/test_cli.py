@@ -1,0 +1,129 @@
+"""The orch command as users meet it: exit codes, one-line errors, fast help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def orch(*args, cwd, env=None, check=None):
+    out = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                         env=env, timeout=300)
+    if check is not None:
+        assert out.returncode == check, out.stderr
+    return out
+
+
+def one_line_error(out, code: int) -> str:
+    assert out.returncode == code, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith("orch: error: ")
+    return lines[0]
+
+
+def test_help_does_not_import_heavy_libraries(project):
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'pandas', 'dvc') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project)
+    assert "Commands:" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_plugins_and_tasks_list_the_builtins(project):
+    out = orch("plugins", cwd=project, check=0)
+    assert "collab" in out.stdout and "mlflow" in out.stdout and "loaded" in out.stdout
+    out = orch("tasks", "-v", cwd=project, check=0)
+    assert "collab" in out.stdout and "prepare -> train* -> report" in out.stdout
+    assert "orch predict collab" in out.stdout
+
+
+def test_unknown_task_exits_2(project):
+    line = one_line_error(orch("run", "nope", cwd=project), 2)
+    assert "unknown task 'nope' (available: collab)" in line
+
+
+def test_bad_param_exits_2_and_writes_nothing(project):
+    (project / "params.yaml").write_text("collab:\n  lr: -1\n")
+    line = one_line_error(orch("run", "collab", cwd=project), 2)
+    assert line.endswith("params.yaml: collab.lr: must be > 0, got -1")
+    assert not (project / "mlflow.db").exists() and not (project / ".orch").exists()
+
+
+def test_bad_set_exits_2(project):
+    line = one_line_error(orch("run", "collab", "--set", "epochs=two", cwd=project), 2)
+    assert "collab.epochs: must be an integer, got 'two'" in line
+
+
+def test_missing_params_file_exits_2(project):
+    line = one_line_error(orch("run", "collab", "--params", "missing.yaml", cwd=project), 2)
+    assert "missing.yaml: params file not found" in line
+
+
+def test_bad_data_folder_exits_2_and_leaves_no_run(project):
+    from mlflow.tracking import MlflowClient
+
+    (project / "empty").mkdir()
+    line = one_line_error(orch("run", "collab", "--set", "data=empty", cwd=project), 2)
+    assert "empty: expected ratings.csv (ml-latest-small) or u.data (ml-100k)" in line
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("collab").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]  # never left RUNNING
+    assert "UserError" in runs[0].data.tags["orch.error"]
+    assert list((project / ".orch" / "runs").iterdir()) == []  # the work folder is gone
+
+
+def test_bad_space_exits_2(project):
+    (project / "params.yaml").write_text("collab:\n  sweep:\n    space:\n      lr: {low: 0, high: 1, scale: log}\n")
+    line = one_line_error(orch("sweep", "collab", cwd=project), 2)
+    assert "collab.sweep.space.lr: value error, a log scale needs low > 0" in line.lower()
+    (project / "params.yaml").write_text("collab:\n  sweep:\n    space:\n      learning_rate: {low: 0.1, high: 1}\n")
+    assert "collab.sweep.space.learning_rate: not a param of collab" in one_line_error(orch("sweep", "collab", cwd=project), 2)
+
+
+def test_usage_errors_exit_2(project):
+    assert orch("sweep", "collab", "--trials", "0", cwd=project).returncode == 2
+    assert orch("frobnicate", cwd=project).returncode == 2
+
+
+def test_report_without_outputs_exits_2(project):
+    line = one_line_error(orch("report", "collab", cwd=project), 2)
+    assert "no metrics yet" in line
+
+
+def test_predict_without_model_exits_2(project):
+    line = one_line_error(orch("predict", "collab", "--user", "1", cwd=project), 2)
+    assert "model.pt: not found" in line
+
+
+def test_task_without_a_generate_command(project):
+    line = one_line_error(orch("generate", "collab", cwd=project), 2)
+    assert "task 'collab' has no generate command" in line
+
+
+def test_broken_plugin_is_listed_and_the_rest_work(project, monkeypatch):
+    from conftest import BROKEN_SITE, add_site
+
+    add_site(monkeypatch, BROKEN_SITE)
+    out = orch("plugins", cwd=project, check=0)
+    row = next(line for line in out.stdout.splitlines() if line.startswith("broken"))
+    assert "orch-broken" in row and "error: ImportError" in row
+    assert "collab" in orch("tasks", cwd=project, check=0).stdout
+
+
+@pytest.mark.parametrize("args", [("--version",), ("run", "--help"), ("sweep", "--help")])
+def test_help_and_version(project, args):
+    out = orch(*args, cwd=project, check=0)
+    assert out.stdout
+
+
+def test_python_m_and_orch_script_agree(project):
+    import shutil
+
+    script = shutil.which("orch")
+    assert script, "the orch console script is installed"
+    out = subprocess.run([script, "tasks"], cwd=project, capture_output=True, text=True)
+    assert out.returncode == 0 and "collab" in out.stdout

@@ -1,0 +1,229 @@
+"""End to end with the real parts: MLflow (SQLite store), Optuna (SQLite storage), DVC, in temp
+folders on tiny data."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT, write_movielens
+
+pytestmark = pytest.mark.integration
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def orch(*args, cwd, timeout=600, **kwargs):
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def client_for(project: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+
+
+def runs_of(client: MlflowClient, task: str):
+    exp = client.get_experiment_by_name(task)
+    return client.search_runs([exp.experiment_id], max_results=1000) if exp else []
+
+
+def tiny_collab_params(project: Path, **extra) -> Path:
+    data = write_movielens(project / "ml-tiny", n_users=60, n_items=40, per_user=20)
+    params = {"collab": {"data": str(data), "epochs": 3, "n_factors": 8, "bs": 32, "lr": 0.02, "wd": 0.01, **extra}}
+    path = project / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_orch_run_collab_logs_everything_to_mlflow(project):
+    tiny_collab_params(project)
+    out = orch("run", "collab", "--set", "n_factors=6", cwd=project)
+    assert out.returncode == 0, out.stderr
+    client = client_for(project)
+    [run] = runs_of(client, "collab")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["n_factors"] == "6" and run.data.params["y_range"] == "[0.0, 5.5]"
+    tags = run.data.tags
+    assert tags["orch.plugin"] == "collab" and tags["orch.task"] == "collab" and len(tags["orch.params_hash"]) == 12
+    assert tags["orch.mode"] == "run" and "orch.git_commit" in tags and tags["orch.diagnosis"]
+    history = client.get_metric_history(run.info.run_id, "val_rmse")
+    assert sorted(m.step for m in history) == [0, 1, 2, 2]  # three epochs, then the final value
+    for key in ("train_rmse", "train_dev_rmse", "val_rmse", "avoidable_bias", "variance", "data_mismatch"):
+        assert math.isfinite(run.data.metrics[key])
+    assert run.data.metrics["variance"] == pytest.approx(
+        run.data.metrics["train_dev_rmse"] - run.data.metrics["train_rmse"])
+    listed = {a.path for folder in ("model", "plots", "tables", "report", "data")
+              for a in client.list_artifacts(run.info.run_id, folder)}
+    for path in ("model/model.pt", "plots/pca_scatter.png", "plots/loss_curves.png", "tables/film_bias.csv",
+                 "report/report.md", "report/report.html", "report/report.png", "data/items.csv"):
+        assert path in listed
+    assert f"mlflow run {run.info.run_id}" in out.stdout
+
+    # the model artifact loads with weights_only=True and serves predictions
+    pred = orch("predict", "collab", "--run", run.info.run_id, "--user", "1", "--top", "3", "--json", cwd=project)
+    assert pred.returncode == 0, pred.stderr
+    rows = __import__("json").loads(pred.stdout)
+    assert len(rows) == 3 and all(0 <= r["predicted"] <= 5.5 for r in rows)
+    rep = orch("report", "collab", "--run", run.info.run_id, cwd=project)
+    assert rep.returncode == 0 and "Diagnosis:" in rep.stdout
+
+
+def test_sweep_nests_trials_under_one_parent_fails_nan_trials_and_resumes(project, toy_site):
+    params = {"toy": {"epochs": 4, "sweep": {"space": {"lr": {"low": 0.05, "high": 1000.0, "scale": "log"}},
+                                             "pruner": "none", "seed": 3}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    out = orch("sweep", "toy", "--trials", "6", "--jobs", "2", "--study", "s1", cwd=project)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="s1", storage=f"sqlite:///{project / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 6 and "COMPLETE" in states and "FAIL" in states  # lr >= 5 diverges to NaN
+    client = client_for(project)
+    runs = runs_of(client, "toy")
+    [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 6
+    by_trial = {int(r.data.tags["orch.trial"]): r for r in children}
+    for t in study.trials:
+        run = by_trial[t.number]
+        assert t.user_attrs["tracking"]["mlflow"] == run.info.run_id  # the trial records its run id
+        assert run.data.tags["orch.study"] == "s1"
+        assert run.info.status == ("FINISHED" if t.state.name == "COMPLETE" else "FAILED")
+        if t.state.name == "FAIL":
+            assert "NonFiniteLoss" in t.user_attrs["reason"] and "NonFiniteLoss" in run.data.tags["orch.error"]
+    lrs = [t.user_attrs["params"]["lr"] for t in study.trials]
+    assert len(set(lrs)) == 6  # two workers did not sample the same values
+    assert parent.info.status == "FINISHED" and parent.data.tags["orch.best_trial"]
+    best = yaml.safe_load((project / "outputs" / "toy" / "sweep" / "best_params.yaml").read_text())
+    assert best["toy"]["lr"] == pytest.approx(study.best_trial.user_attrs["params"]["lr"])
+    assert "| trial | state |" in (project / "outputs" / "toy" / "sweep" / "trials.md").read_text()
+
+    # the same command with a bigger budget resumes the study and the parent run
+    out = orch("sweep", "toy", "--trials", "8", "--jobs", "2", "--study", "s1", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert len(optuna.load_study(study_name="s1", storage=f"sqlite:///{project / 'optuna.db'}").trials) == 8
+    runs = runs_of(client, "toy")
+    assert len([r for r in runs if r.data.tags.get("orch.role") == "sweep"]) == 1
+    assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 8
+
+
+def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site):
+    params = {"toy": {"epochs": 3, "epoch_seconds": 0.4,
+                      "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "5", "--study", "c"]
+    proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    storage = f"sqlite:///{project / 'optuna.db'}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until one trial is done and the next is running
+        try:
+            trials = optuna.load_study(study_name="c", storage=storage).trials
+        except (KeyError, Exception):
+            trials = []
+        states = [t.state.name for t in trials]
+        if states.count("COMPLETE") >= 1 and "RUNNING" in states:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    study = optuna.load_study(study_name="c", storage=storage)
+    assert any(t.user_attrs.get("interrupted") for t in study.trials)
+    client = client_for(project)
+    assert "RUNNING" not in {r.info.status for r in runs_of(client, "toy")}
+    assert "KILLED" in {r.info.status for r in runs_of(client, "toy")}
+
+    out = orch("-q", "sweep", "toy", "--trials", "5", "--study", "c", cwd=project)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="c", storage=storage)
+    counted = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(counted) == 5
+    assert {r.info.status for r in runs_of(client, "toy")} <= {"FINISHED", "KILLED"}
+
+
+def test_refine_narrows_the_space_in_a_new_study(project, toy_site):
+    params = {"toy": {"epochs": 3, "sweep": {"space": {"lr": {"low": 0.001, "high": 0.3, "scale": "log"}},
+                                             "pruner": "none"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert orch("-q", "sweep", "toy", "--trials", "6", "--study", "r", cwd=project).returncode == 0
+    out = orch("-q", "sweep", "toy", "--trials", "3", "--study", "r", "--refine", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert "study r-refine1" in out.stdout
+    new = optuna.load_study(study_name="r-refine1", storage=f"sqlite:///{project / 'optuna.db'}")
+    space = new.user_attrs["space"]["lr"]
+    assert space["high"] / space["low"] < 0.3 / 0.001
+    assert len(new.trials) == 3
+
+
+@pytest.fixture
+def dvc_project(tmp_path):
+    """A copy of this repository's pipeline in a fresh git + DVC repo, on tiny data."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "orchestrator", root / "orchestrator", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "plugins", root / "plugins", ignore=shutil.ignore_patterns("__pycache__"))
+    tiny = yaml.safe_load(tiny_collab_params(root, epochs=2).read_text())["collab"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())  # dvc.yaml needs every key it lists
+    params["collab"].update(tiny, data="ml-tiny")
+    params["collab"]["sweep"].update(trials=2, jobs=1)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=root, check=True, env=env, capture_output=True)
+    return root, env
+
+
+def dvc(*args, cwd, env):
+    out = subprocess.run(["dvc", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def ran(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
+    root, env = dvc_project
+    first = dvc("repro", cwd=root, env=env)
+    assert ran(first) == ["collab_prepare", "collab_train", "collab_report", "collab_sweep"]
+    for path in ("prepare/ratings.parquet", "train/model.pt", "train/metrics.json", "report/report.md",
+                 "report/pca_scatter.png", "sweep/best_params.yaml"):
+        assert (root / "outputs" / "collab" / path).exists(), path
+
+    assert ran(dvc("repro", cwd=root, env=env)) == []  # nothing changed: nothing runs
+
+    metrics = dvc("metrics", "show", "--json", cwd=root, env=env)
+    assert "val_rmse" in metrics and "n_ratings" in metrics
+    assert dvc("plots", "show", "--json", cwd=root, env=env)
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["collab"]["wd"] = 0.05
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran(dvc("repro", cwd=root, env=env)) == ["collab_train", "collab_report", "collab_sweep"]
+
+    client = client_for(root)
+    dvc_runs = [r for r in runs_of(client, "collab") if r.data.tags.get("orch.mode") == "dvc"]
+    assert len(dvc_runs) == 2 and {r.info.status for r in dvc_runs} == {"FINISHED"}
+    assert all("report/report.md" in {a.path for a in client.list_artifacts(r.info.run_id, "report")}
+               for r in dvc_runs)
+
+    subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "repro"], cwd=root, env=env, check=True, capture_output=True)
+    dvc("exp", "run", "-S", "collab.n_factors=4", cwd=root, env=env)
+    shown = dvc("exp", "show", "--json", cwd=root, env=env)
+    assert '"n_factors": 4' in shown.replace(" ", "").replace('"n_factors":4', '"n_factors": 4')
