@@ -1,0 +1,67 @@
+"""Meta-tests: docs/hooks.md and the tests keep up with the hookspecs; dvc.yaml with the tasks."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import yaml
+
+from conftest import ROOT
+from orchestrator import hookspecs
+
+HOOKS = {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("orch_")}
+DOC = (ROOT / "docs" / "hooks.md").read_text()
+
+
+def signature(fn) -> str:
+    return f"{fn.__name__}{inspect.signature(fn)}".replace("'", "")
+
+
+def test_every_hook_is_documented_with_its_signature():
+    for name, fn in HOOKS.items():
+        assert f"`{signature(fn)}`" in DOC, f"docs/hooks.md lacks `{signature(fn)}`"
+
+
+def test_docs_name_no_hook_that_does_not_exist():
+    documented = set(re.findall(r"^#### `(orch_\w+)\(", DOC, flags=re.M))
+    assert documented == set(HOOKS)
+
+
+def test_every_hook_has_a_docstring_saying_when_and_what():
+    for name, fn in HOOKS.items():
+        doc = inspect.getdoc(fn) or ""
+        assert len(doc) > 80 and ("Called" in doc or "Return" in doc or "Receives" in doc), name
+
+
+def test_every_hook_is_exercised_by_a_test():
+    sources = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_docs.py")
+    sources += (ROOT / "tests" / "conftest.py").read_text()
+    for name in HOOKS:
+        assert name in sources, f"no test mentions {name}"
+
+
+def test_dvc_stage_params_match_what_each_stage_declares():
+    from orchestrator.manager import get_plugin_manager
+    from orchestrator.registry import load_tasks
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, reg in load_tasks(get_plugin_manager()).items():
+        for stage in reg.task.stages:
+            key = f"{name}_{stage.name}"
+            assert key in stages, f"dvc.yaml has no stage {key}"
+            assert stages[key]["cmd"].split()[-3:] == ["stage", name, stage.name]
+            assert sorted(stages[key].get("params", [])) == sorted(stage.params), key
+            assert f"outputs/{name}/{stage.name}" in stages[key]["outs"]
+
+
+def test_params_yaml_validates_for_every_task():
+    from orchestrator.manager import get_plugin_manager
+    from orchestrator.params import load_task_params, validate
+    from orchestrator.registry import load_tasks
+    from orchestrator.space import SweepConfig
+
+    for name, reg in load_tasks(get_plugin_manager()).items():
+        params, sweep = load_task_params(reg.task, ROOT / "params.yaml")
+        config = validate(SweepConfig, sweep, f"{name}.sweep", "params.yaml")
+        assert config.space, f"params.yaml declares no search space for {name}"

@@ -1,0 +1,95 @@
+"""The MLflow tracker plugin against a real SQLite store: open, log, close, resume, fail, fetch."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from orch_mlflow.tracker import MlflowTracker
+from orchestrator.errors import Pruned
+from orchestrator.task import OrchConfig, RunInfo, SweepInfo
+
+
+@pytest.fixture
+def tracker(project):
+    t = MlflowTracker()
+    t.orch_configure(config=OrchConfig(project))
+    return t
+
+
+def new_run(**kw) -> RunInfo:
+    return RunInfo(task="t", plugin="p", plugin_version="1", name="r", params={"lr": 0.1, "a.b": [1, 2]},
+                   tags={"orch.task": "t", "orch.git_commit": "abc"}, **kw)
+
+
+def test_default_store_is_sqlite_in_the_project(tracker, project):
+    assert tracker.tracking_uri == f"sqlite:///{project / 'mlflow.db'}"
+
+
+def test_run_lifecycle(tracker, project):
+    run = new_run()
+    tracker.orch_run_start(run=run)
+    run_id = run.tracking["mlflow"]
+    for epoch in range(3):
+        tracker.orch_epoch_end(run=run, epoch=epoch, metrics={"val_loss": 1.0 / (epoch + 1)})
+    (project / "m.pt").write_bytes(b"weights")
+    tracker.orch_artifact(run=run, path=project / "m.pt", kind="model")
+    tracker.orch_run_end(run=run, metrics={"val_rmse": 0.9, "bad": float("nan")})
+    client = MlflowClient(tracker.tracking_uri)
+    got = client.get_run(run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "r"
+    assert got.data.params == {"lr": "0.1", "a.b": "[1, 2]"}
+    assert got.data.tags["mlflow.source.git.commit"] == "abc"
+    assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [0, 1, 2]
+    assert client.get_metric_history(run_id, "val_rmse")[0].step == 2 and "bad" not in got.data.metrics
+    assert got.info.artifact_uri.startswith((project / "mlartifacts" / "t").as_uri())
+
+    fetched = tracker.orch_fetch_run(run_id=run_id)
+    assert fetched["task"] == "t" and fetched["metrics"]["val_rmse"] == 0.9
+    assert (fetched["download"]("model") / "m.pt").read_bytes() == b"weights"
+    assert tracker.orch_fetch_run(run_id="0" * 32) is None
+
+    later = new_run(resume={"mlflow": run_id})
+    tracker.orch_run_start(run=later)
+    assert later.tracking["mlflow"] == run_id
+    assert client.get_run(run_id).info.status == "RUNNING"
+    tracker.orch_run_end(run=later, metrics={})
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("error, status, reason", [
+    (RuntimeError("boom"), "FAILED", "RuntimeError: boom"),
+    (Pruned("p"), "KILLED", "pruned"),
+    (KeyboardInterrupt(), "KILLED", "interrupted"),
+])
+def test_run_error_closes_the_run(tracker, error, status, reason):
+    run = new_run()
+    tracker.orch_run_start(run=run)
+    tracker.orch_run_error(run=run, error=error)
+    got = MlflowClient(tracker.tracking_uri).get_run(run.tracking["mlflow"])
+    assert got.info.status == status and got.data.tags["orch.error"] == reason
+
+
+def test_sweep_parent_is_found_again_on_resume(tracker, project):
+    def sweep():
+        return SweepInfo(task="t", study="s", storage="x", metric="val_rmse", direction="minimize",
+                         sampler="random", n_trials=2, params={"lr": 1}, space={"lr": "{}"})
+
+    first = sweep()
+    tracker.orch_sweep_start(sweep=first)
+    child = new_run(sweep=first, trial=0)
+    tracker.orch_run_start(run=child)
+    tracker.orch_trial_end(sweep=first, trial=0, state="COMPLETE", value=0.5, run=child)
+    (project / "best_params.yaml").write_text("t: {}\n")
+    tracker.orch_sweep_end(sweep=first, best={"number": 0, "value": 0.5, "params": {"lr": 0.2}},
+                           files=[project / "best_params.yaml"])
+    again = sweep()
+    tracker.orch_sweep_start(sweep=again)
+    assert again.tracking == first.tracking
+    client = MlflowClient(tracker.tracking_uri)
+    got = client.get_run(child.tracking["mlflow"])
+    assert got.data.tags["mlflow.parentRunId"] == first.tracking["mlflow"]
+    assert got.data.tags["orch.trial_state"] == "COMPLETE"
+    parent = client.get_run(first.tracking["mlflow"])
+    assert parent.data.tags["best.lr"] == "0.2" and parent.data.metrics["best_val_rmse"] == 0.5
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["best_params.yaml"]
