@@ -74,6 +74,11 @@ def test_orch_run_collab_logs_everything_to_mlflow(project):
     assert pred.returncode == 0, pred.stderr
     rows = __import__("json").loads(pred.stdout)
     assert len(rows) == 3 and all(0 <= r["predicted"] <= 5.5 for r in rows)
+    import pandas as pd
+
+    ratings = pd.read_csv(project / "ml-tiny" / "ratings.csv")
+    rated = set(ratings.loc[ratings["userId"] == 1, "movieId"])
+    assert not rated & {r["movieId"] for r in rows}  # films the user rated are not recommended
     rep = orch("report", "collab", "--run", run.info.run_id, cwd=project)
     assert rep.returncode == 0 and "Diagnosis:" in rep.stdout
 

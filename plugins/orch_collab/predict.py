@@ -15,14 +15,18 @@ from orchestrator.errors import UserError
 class Recommender:
     """Scores (userId, movieId) pairs and ranks films for a user, in the dataset's own ids."""
 
-    def __init__(self, model_dir: Path, items_csv: Path, users_csv: Path):
+    def __init__(self, model_dir: Path, tables: Path):
+        """``model_dir`` holds model.pt/model.json; ``tables`` the prepare stage's items.csv,
+        users.csv and ratings.parquet (to leave out films a user has already rated)."""
         from orch_collab.stages import load_model
 
         self.model = load_model(model_dir)
-        self.items = pd.read_csv(items_csv, keep_default_na=False)
-        users = pd.read_csv(users_csv)
+        self.items = pd.read_csv(tables / "items.csv", keep_default_na=False)
+        users = pd.read_csv(tables / "users.csv")
         self.user_index = dict(zip(users["userId"], users["user"]))
         self.item_index = dict(zip(self.items["movieId"], self.items["item"]))
+        ratings = tables / "ratings.parquet"
+        self.ratings = pd.read_parquet(ratings, columns=["user", "item"]) if ratings.exists() else None
 
     def _user(self, user_id: int) -> int:
         if user_id not in self.user_index:
@@ -43,9 +47,14 @@ class Recommender:
         titles = self.items.set_index("item").loc[items.numpy(), "title"].tolist()
         return pd.DataFrame({"movieId": movie_ids, "title": titles, "predicted": scores.round(3)})
 
-    def recommend(self, user_id: int, top: int = 10, min_ratings: int = 20) -> pd.DataFrame:
-        """The ``top`` films with the highest predicted rating among films with enough ratings."""
-        candidates = self.items[self.items["n_ratings"] >= min_ratings]["movieId"].tolist()
+    def recommend(self, user_id: int, top: int = 10, min_ratings: int = 20, include_rated: bool = False) -> pd.DataFrame:
+        """The ``top`` films with the highest predicted rating among films with enough ratings,
+        leaving out those the user has rated (when the ratings are at hand)."""
+        pool = self.items[self.items["n_ratings"] >= min_ratings]
+        if self.ratings is not None and not include_rated:
+            seen = self.ratings.loc[self.ratings["user"] == self._user(user_id), "item"]
+            pool = pool[~pool["item"].isin(seen)]
+        candidates = pool["movieId"].tolist()
         scored = self.predict(user_id, candidates)
         return scored.sort_values("predicted", ascending=False, kind="stable").head(top).reset_index(drop=True)
 
@@ -56,9 +65,7 @@ def _from_run(env, run_id: str) -> Recommender:
         raise UserError(f"--run {run_id}: no tracked run with that id")
     if found.get("task") != "collab":
         raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not collab")
-    model_dir = found["download"]("model")
-    tables = found["download"]("data")
-    return Recommender(model_dir, tables / "items.csv", tables / "users.csv")
+    return Recommender(found["download"]("model"), found["download"]("data"))
 
 
 @click.command("predict")
@@ -67,9 +74,10 @@ def _from_run(env, run_id: str) -> Recommender:
 @click.option("--movie", "movie_ids", type=int, multiple=True, help="movieId to score (repeatable).")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="without --movie: recommend this many films.")
+@click.option("--include-rated", is_flag=True, help="also recommend films the user has already rated.")
 @click.option("--json", "as_json", is_flag=True, help="print JSON records instead of a table.")
 @click.pass_obj
-def predict_command(env, run_id, user_id, movie_ids, top, as_json):
+def predict_command(env, run_id, user_id, movie_ids, top, include_rated, as_json):
     """Predict ratings of a trained collab model, or recommend films for a user."""
     if run_id:
         rec = _from_run(env, run_id)
@@ -77,6 +85,6 @@ def predict_command(env, run_id, user_id, movie_ids, top, as_json):
         base = env.project.outputs("collab")
         if not (base / "train" / "model.pt").exists():
             raise UserError(f"{base / 'train' / 'model.pt'}: not found; run `dvc repro` or pass --run ID")
-        rec = Recommender(base / "train", base / "prepare" / "items.csv", base / "prepare" / "users.csv")
-    table = rec.predict(user_id, list(movie_ids)) if movie_ids else rec.recommend(user_id, top)
+        rec = Recommender(base / "train", base / "prepare")
+    table = rec.predict(user_id, list(movie_ids)) if movie_ids else rec.recommend(user_id, top, include_rated=include_rated)
     click.echo(json.dumps(table.to_dict(orient="records")) if as_json else table.to_string(index=False))

@@ -80,7 +80,7 @@ def train(ctx: StageContext) -> dict[str, float]:
     for name in ("model.pt", "model.json"):
         ctx.log_artifact(ctx.out_dir / name, "model")
     ctx.log_artifact(ctx.out_dir / "history.csv", "table")
-    for name in ("items.csv", "users.csv"):  # id maps and titles: what serving the model needs
+    for name in ("items.csv", "users.csv", "ratings.parquet"):  # what serving the model needs
         ctx.log_artifact(prep / name, "data")
 
     errors = {f"{s}_mse": mse(model, splits[s]) for s in data.SPLIT_NAMES}
