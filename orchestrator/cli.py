@@ -195,7 +195,7 @@ def stage(ctx, task: str, stage: str, params_file, overrides) -> None:
 @click.option("--study", metavar="NAME", help="study name (default: derived from task, params and space).")
 @click.option("--refine", is_flag=True, help="narrow the space around the best trials of --study, in a new study.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="where best_params.yaml and trials.md go "
-              "(default: outputs/TASK/sweep).")
+              "(default: sweeps/STUDY).")
 @click.pass_context
 @handled
 def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, seed, storage, study, refine, out_dir):
@@ -211,7 +211,7 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, see
     config = config.model_copy(update={k: v for k, v in cli.items() if v is not None})
     plan = resolve_plan(pm, reg, project, params, config, study=study, storage=storage,
                         tracking_uri=ctx.obj["tracking_uri"], refine=refine, quiet=ctx.obj["quiet"])
-    out = Path(out_dir) if out_dir else project.outputs(task) / "sweep"
+    out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.info.study
     best = run_sweep(pm, reg, project, plan, jobs=config.jobs, out_dir=out)
     click.echo(f"study {plan.info.study} ({plan.info.storage})")
     if best is None:

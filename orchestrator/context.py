@@ -55,7 +55,8 @@ class StageContext:
         metrics = {k: float(v) for k, v in metrics.items()}
         if not self.quiet:
             shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-            print(f"[{self.task.name}:{self.stage}] epoch {epoch + 1}  {shown}", file=sys.stderr, flush=True)
+            trial = f" trial {self.run.trial}" if self.run is not None and self.run.trial is not None else ""
+            print(f"[{self.task.name}:{self.stage}{trial}] epoch {epoch + 1}  {shown}", file=sys.stderr, flush=True)
         if self.run is not None:
             self.hook.orch_epoch_end(run=self.run, epoch=epoch, metrics=metrics)
         bad = [k for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(v)]

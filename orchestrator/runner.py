@@ -111,9 +111,11 @@ def run_stages(
     run: RunInfo | None,
     *,
     quiet: bool = False,
+    carried: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Run ``stages`` in order, in one tracked run when ``run`` is given; returns their metrics."""
-    metrics: dict[str, float] = {}
+    """Run ``stages`` in order, in one tracked run when ``run`` is given; returns their metrics
+    (with ``carried``, the metrics of stages run before, which the run's end reports too)."""
+    metrics: dict[str, float] = dict(carried or {})
     if run is not None:
         pm.hook.orch_run_start(run=run)
     try:
@@ -162,10 +164,14 @@ def run_task(
     *,
     quiet: bool = False,
 ) -> tuple[RunInfo, dict[str, float]]:
-    """``orch run``: every stage, in one tracked run."""
-    dirs = {s.name: workdir / s.name for s in reg.task.stages}
+    """``orch run``: every stage; the run is tracked from the first tracked stage on, so bad input
+    found while preparing data leaves nothing in the tracker."""
+    stages = reg.task.stages
+    first = tracked_index(reg)
+    dirs = {s.name: workdir / s.name for s in stages}
+    prepared = run_stages(pm, reg, params, stages[:first], dirs, None, quiet=quiet)
     run = make_run_info(reg, params, project, mode="run")
-    return run, run_stages(pm, reg, params, reg.task.stages, dirs, run, quiet=quiet)
+    return run, run_stages(pm, reg, params, stages[first:], dirs, run, quiet=quiet, carried=prepared)
 
 
 def run_dvc_stage(

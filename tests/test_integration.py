@@ -108,9 +108,9 @@ def test_sweep_nests_trials_under_one_parent_fails_nan_trials_and_resumes(projec
     lrs = [t.user_attrs["params"]["lr"] for t in study.trials]
     assert len(set(lrs)) == 6  # two workers did not sample the same values
     assert parent.info.status == "FINISHED" and parent.data.tags["orch.best_trial"]
-    best = yaml.safe_load((project / "outputs" / "toy" / "sweep" / "best_params.yaml").read_text())
+    best = yaml.safe_load((project / "sweeps" / "s1" / "best_params.yaml").read_text())
     assert best["toy"]["lr"] == pytest.approx(study.best_trial.user_attrs["params"]["lr"])
-    assert "| trial | state |" in (project / "outputs" / "toy" / "sweep" / "trials.md").read_text()
+    assert "| trial | state |" in (project / "sweeps" / "s1" / "trials.md").read_text()
 
     # the same command with a bigger budget resumes the study and the parent run
     out = orch("sweep", "toy", "--trials", "8", "--jobs", "2", "--study", "s1", cwd=project)

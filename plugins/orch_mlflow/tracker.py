@@ -17,6 +17,8 @@ KEY = "mlflow"
 ARTIFACT_DIRS = {"model": "model", "plot": "plots", "table": "tables", "text": "samples",
                  "image": "images", "report": "report", "data": "data"}
 PARAM_LIMIT = 6000  # MLflow's longest param value
+# MLflow 3's UI opens an experiment in its GenAI view unless told it holds model training runs
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 class MlflowTracker:
@@ -53,7 +55,8 @@ class MlflowTracker:
                 if self.tracking_uri.startswith("sqlite:"):
                     location = (self.root / "mlartifacts" / task).as_uri()
                 try:
-                    self._experiments[task] = self.client.create_experiment(task, artifact_location=location)
+                    self._experiments[task] = self.client.create_experiment(
+                        task, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING})
                 except Exception:  # another sweep worker created it first
                     found = self.client.get_experiment_by_name(task)
                     if found is None:
