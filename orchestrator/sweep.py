@@ -115,7 +115,8 @@ def _pruner(plan: SweepPlan):
 def load_study(plan: SweepPlan, offset: int = 0):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # failed and interrupted trials are reported by the sweep itself, in one line each
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna.create_study(
         study_name=plan.info.study, storage=_storage(plan.info.storage), sampler=_sampler(plan, offset),
         pruner=_pruner(plan), direction=plan.direction, load_if_exists=True,

@@ -138,3 +138,21 @@ def test_sweep_hooks(toy):
     assert reported_best["value"] == min(value for _, _, value in ends) == best["value"]
     assert files == ["best_params.yaml", "trials.md", "trials.json"]
     assert Path(project.root / "sweep" / "best_params.yaml").read_text().count("lr:") == 1
+
+
+def test_sweep_best_trial_is_the_best_feasible_one(toy):
+    pm, reg, recorder, project = toy
+    config = validate(SweepConfig, {"trials": 6, "seed": 0, "pruner": "none", "constraints": {"weight": {"max": 2.0}},
+                                    "space": {"lr": {"low": 0.003, "high": 0.2, "scale": "log"}}}, "toy.sweep", "t")
+    plan = resolve_plan(pm, reg, project, params(reg), config, study="feasible", storage=None, tracking_uri=None,
+                        refine=False, quiet=True)
+    best = run_sweep(pm, reg, project, plan, jobs=1, out_dir=project.root / "sweep")
+    import optuna
+
+    trials = optuna.load_study(study_name="feasible", storage=plan.info.storage).trials
+    feasible = [t for t in trials if t.user_attrs["feasible"]]
+    infeasible = [t for t in trials if not t.user_attrs["feasible"]]
+    assert feasible and infeasible  # w near 3 (converged) breaks the constraint; slow lrs keep w under 2
+    assert best["metrics"]["weight"] <= 2.0
+    assert best["value"] == min(t.value for t in feasible) > min(t.value for t in infeasible)
+    assert all(t.user_attrs["constraints"][0] > 0 for t in infeasible)

@@ -121,22 +121,24 @@ def test_sweep_nests_trials_under_one_parent_fails_nan_trials_and_resumes(projec
     assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 8
 
 
-def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, jobs):
     params = {"toy": {"epochs": 3, "epoch_seconds": 0.4,
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "5", "--study", "c"]
+    args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "5", "--study", "c", "--jobs", jobs]
     proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     storage = f"sqlite:///{project / 'optuna.db'}"
+    client = client_for(project)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until one trial is done and the next is running
+    while time.monotonic() < deadline:  # wait until one trial's run finished and another's is running
         try:
-            trials = optuna.load_study(study_name="c", storage=storage).trials
-        except (KeyError, Exception):
+            trials = [r for r in runs_of(client, "toy") if "orch.trial" in r.data.tags]
+        except Exception:  # the store is still being created
             trials = []
-        states = [t.state.name for t in trials]
-        if states.count("COMPLETE") >= 1 and "RUNNING" in states:
+        states = [r.info.status for r in trials]
+        if "FINISHED" in states and "RUNNING" in states:
             break
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)
@@ -144,11 +146,10 @@ def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site):
     assert proc.returncode == 130
     study = optuna.load_study(study_name="c", storage=storage)
     assert any(t.user_attrs.get("interrupted") for t in study.trials)
-    client = client_for(project)
     assert "RUNNING" not in {r.info.status for r in runs_of(client, "toy")}
     assert "KILLED" in {r.info.status for r in runs_of(client, "toy")}
 
-    out = orch("-q", "sweep", "toy", "--trials", "5", "--study", "c", cwd=project)
+    out = orch("-q", "sweep", "toy", "--trials", "5", "--study", "c", "--jobs", jobs, cwd=project)
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="c", storage=storage)
     counted = [t for t in study.trials if t.state.name == "COMPLETE"]
