@@ -13,10 +13,12 @@ def loss_curves(history: pd.DataFrame, path: Path, title: str) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for column in [c for c in history.columns if c.endswith("_loss")]:
         ax.plot(history["epoch"] + 1, history[column], marker="o", label=column)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)

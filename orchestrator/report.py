@@ -112,8 +112,8 @@ def build(
     )
 
 
-def to_markdown(r: BiasVarianceReport, chart: str | None = None) -> str:
-    rows = [
+def _rows(r: BiasVarianceReport) -> list[tuple[str, float]]:
+    return [
         ("human error (Bayes proxy)", r.human_error),
         ("train error", r.train_error),
         ("train-dev error", r.train_dev_error),
@@ -122,6 +122,16 @@ def to_markdown(r: BiasVarianceReport, chart: str | None = None) -> str:
         ("variance = train-dev - train", r.variance),
         ("data mismatch = dev - train-dev", r.data_mismatch),
     ]
+
+
+def _notes(r: BiasVarianceReport) -> list[str]:
+    if r.avoidable_bias < -r.tolerance:
+        return [f"Note: train error is {-r.avoidable_bias:.4f} below human level: the model fits noise in the "
+                "training set that no one could predict, a sign of overfitting."]
+    return []
+
+
+def to_markdown(r: BiasVarianceReport, chart: str | None = None) -> str:
     lines = [
         f"# Bias/variance report: {r.task}",
         "",
@@ -129,13 +139,11 @@ def to_markdown(r: BiasVarianceReport, chart: str | None = None) -> str:
         "",
         f"| quantity | {r.metric} |",
         "|---|---:|",
-        *(f"| {name} | {value:.4f} |" for name, value in rows),
+        *(f"| {name} | {value:.4f} |" for name, value in _rows(r)),
         "",
         f"**Diagnosis: {r.diagnosis}** (gaps under {r.tolerance:.4f} count as negligible).",
         "",
-        *([f"Note: train error is {-r.avoidable_bias:.4f} below human level: the model fits noise in the "
-           "training set that no one could predict, a sign of overfitting.", ""]
-          if r.avoidable_bias < -r.tolerance else []),
+        *(line for note in _notes(r) for line in (note, "")),
         "Next steps:",
         *(f"- {step}" for step in r.next_steps),
     ]
@@ -145,30 +153,21 @@ def to_markdown(r: BiasVarianceReport, chart: str | None = None) -> str:
 
 
 def to_html(r: BiasVarianceReport, chart: str | None = None) -> str:
-    body = []
-    for line in to_markdown(r).splitlines():
-        if line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("| quantity"):
-            body.append(f"<table><tr><th>quantity</th><th>{html.escape(r.metric)}</th></tr>")
-        elif line.startswith("|---"):
-            continue
-        elif line.startswith("| "):
-            name, value = [c.strip() for c in line.strip("|").split("|")]
-            body.append(f"<tr><td>{html.escape(name)}</td><td align=right>{value}</td></tr>")
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.startswith("**Diagnosis"):
-            body.append("</table><p><b>" + html.escape(line.strip("*").split("**")[0]) + "</b>"
-                        + html.escape(line.split("**")[-1]) + "</p><ul>")
-        elif line:
-            body.append(f"<p>{html.escape(line)}</p>")
-    body.append("</ul>")
-    if chart:
-        body.append(f'<img src="{html.escape(chart)}" alt="errors and gaps" width="720">')
-    style = "body{font-family:sans-serif;max-width:760px;margin:2em auto}td,th{padding:2px 12px}"
-    return f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(r.task)} report</title>" \
-           f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(name)}</td><td class=num>{value:.4f}</td></tr>" for name, value in _rows(r))
+    notes = "".join(f"<p>{e(note)}</p>" for note in _notes(r))
+    steps = "".join(f"<li>{e(step)}</li>" for step in r.next_steps)
+    image = f'<img src="{e(chart)}" alt="errors and gaps" width="720">' if chart else ""
+    style = ("body{font-family:sans-serif;max-width:760px;margin:2em auto}td,th{padding:2px 12px}"
+             ".num{text-align:right;font-variant-numeric:tabular-nums}")
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{e(r.task)}: bias/variance report</title>"
+        f"<style>{style}</style></head><body><h1>Bias/variance report: {e(r.task)}</h1>"
+        f"<p>Metric: <code>{e(r.metric)}</code> (lower is better). Human baseline: {e(r.human_source)}</p>"
+        f"<table><tr><th>quantity</th><th>{e(r.metric)}</th></tr>{rows}</table>"
+        f"<p><b>Diagnosis: {e(r.diagnosis)}</b> (gaps under {r.tolerance:.4f} count as negligible).</p>"
+        f"{notes}<p>Next steps:</p><ul>{steps}</ul>{image}</body></html>\n"
+    )
 
 
 def plot(r: BiasVarianceReport, path: Path) -> Path:
