@@ -303,7 +303,8 @@ def ui(ctx, port: int, host: str) -> None:
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", (project.root / "mlartifacts").as_uri()]
-    sys.exit(subprocess.call(cmd, cwd=project.root))
+    env = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
+    sys.exit(subprocess.call(cmd, cwd=project.root, env=env))
 
 
 def _task_command(kind: str):

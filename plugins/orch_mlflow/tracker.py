@@ -34,6 +34,7 @@ class MlflowTracker:
     @property
     def client(self):
         if self._client is None:
+            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs stay offline and private
             for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sql_alchemy_store"):
                 logging.getLogger(name).setLevel(logging.WARNING)
             from mlflow.tracking import MlflowClient
