@@ -184,6 +184,9 @@ def dvc_project(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())  # dvc.yaml needs every key it lists
     params["collab"].update(tiny, data="ml-tiny")
     params["collab"]["sweep"].update(trials=2, jobs=1)
+    (root / "play.txt").write_text("".join(f"LORD {i}.\nSpeak, and be brief.\n\n" for i in range(300)))
+    params["charrnn"].update(data="play.txt", max_chars=None, block=500, compare=["char3", "lstm"], n_hidden=16,
+                             bs=4, epochs=1, sample_chars=20)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # dvc and orch
     env = {**os.environ, "PATH": path, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -207,10 +210,12 @@ def ran(output: str) -> list[str]:
 def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     root, env = dvc_project
     first = dvc("repro", cwd=root, env=env)
-    assert ran(first) == ["collab_prepare", "collab_train", "collab_report", "collab_sweep"]
+    assert ran(first) == ["collab_prepare", "collab_train", "collab_report", "collab_sweep",
+                          "charrnn_prepare", "charrnn_train", "charrnn_report"]
     for path in ("prepare/ratings.parquet", "train/model.pt", "train/metrics.json", "report/report.md",
                  "report/pca_scatter.png", "sweep/best_params.yaml"):
         assert (root / "outputs" / "collab" / path).exists(), path
+    assert (root / "outputs" / "charrnn" / "report" / "comparison.md").exists()
 
     assert ran(dvc("repro", cwd=root, env=env)) == []  # nothing changed: nothing runs
 
@@ -234,3 +239,28 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     dvc("exp", "run", "-S", "collab.n_factors=4", cwd=root, env=env)
     shown = dvc("exp", "show", "--json", cwd=root, env=env)
     assert '"n_factors": 4' in shown.replace(" ", "").replace('"n_factors":4', '"n_factors": 4')
+
+
+def test_orch_run_charrnn_then_generate_from_the_run(project):
+    text = "".join(f"KING.\nWhat say you, lord {i}? Speak, and be brief.\n\n" for i in range(400))
+    (project / "play.txt").write_text(text)
+    out = orch("run", "charrnn", "--set", "data=play.txt", "--set", "compare=[char3, lstm]", "--set", "epochs=2",
+               "--set", "n_hidden=32", "--set", "bs=8", "--set", "block=1000", "--set", "sample_chars=40", cwd=project)
+    assert out.returncode == 0, out.stderr
+    client = client_for(project)
+    [run] = runs_of(client, "charrnn")
+    m = run.data.metrics
+    assert run.info.status == "FINISHED" and {"val_bpc", "train_bpc", "train_dev_bpc", "char3.val_bpc"} <= set(m)
+    assert m["val_bpc"] < m["ref_unigram_bpc"]
+    assert [x.step for x in client.get_metric_history(run.info.run_id, "char3.val_bpc")][:2] == [0, 1]
+    samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert {"samples/epoch_01.txt", "samples/epoch_02.txt", "samples/samples.md"} <= samples
+    gen = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "KING.", "--chars", "60", "--seed", "3",
+               cwd=project)
+    assert gen.returncode == 0, gen.stderr
+    assert gen.stdout.startswith("KING.") and len(gen.stdout.rstrip("\n")) == 65
+    again = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "KING.", "--chars", "60", "--seed", "3",
+                 cwd=project)
+    assert again.stdout == gen.stdout
+    bad = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "QUEEN", cwd=project)
+    assert bad.returncode == 2 and "not in the model's vocabulary: 'QU'" in bad.stderr

@@ -1,0 +1,107 @@
+"""The fast.ai lesson's progression of character models, each ``forward(x, state) -> (logits, state)``
+over a (batch, time) block of character ids, predicting the next character at every step.
+
+  char3      the previous 3 characters -> the next; one input layer shared by the 3 positions
+  charloop   the previous ``context`` characters fed one at a time through the same layer (a loop)
+  rnn        nn.RNN over the block; the hidden state starts from zero at every block
+  stateful   nn.RNN whose hidden state is carried across blocks and detached (truncated BPTT)
+  lstm, gru  the same with multi-layer LSTM / GRU cells and dropout between layers
+
+For char3 and charloop the "state" is the last characters of the previous block, so they too predict
+the first characters of a block from real context.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class WindowModel(nn.Module):
+    """Base of char3 / charloop: predicts from a fixed window of preceding characters."""
+
+    window: int
+    carries_state = True
+
+    def windows(self, x: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """(batch, time, window) ids: for each step, the ``window`` characters ending there."""
+        if state is None:
+            state = torch.zeros(x.shape[0], self.window - 1, dtype=x.dtype, device=x.device)
+        full = torch.cat([state, x], dim=1)
+        return full.unfold(1, self.window, 1)
+
+    def next_state(self, x: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        full = x if state is None else torch.cat([state, x], dim=1)
+        if full.shape[1] < self.window - 1:
+            full = F.pad(full, (self.window - 1 - full.shape[1], 0))
+        return full[:, -(self.window - 1):].detach()
+
+
+class Char3(WindowModel):
+    """3 characters -> the 4th: each embedded, through the same input layer, summed, one hidden layer."""
+
+    window = 3
+
+    def __init__(self, vocab: int, n_fac: int, n_hidden: int):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, n_fac)
+        self.l_in = nn.Linear(n_fac, n_hidden)  # shared by the three positions
+        self.l_hidden = nn.Linear(n_hidden, n_hidden)
+        self.l_out = nn.Linear(n_hidden, vocab)
+
+    def forward(self, x, state=None):
+        w = self.windows(x, state)  # (b, t, 3)
+        h = torch.zeros(*w.shape[:2], self.l_hidden.in_features, device=x.device)
+        for k in range(self.window):  # the lesson's unrolled form: h = tanh(W_h(h + relu(W_in(c_k))))
+            h = torch.tanh(self.l_hidden(h + F.relu(self.l_in(self.emb(w[:, :, k])))))
+        return self.l_out(h), self.next_state(x, state)
+
+
+class CharLoop(Char3):
+    """The same layers applied in a loop over ``context`` characters."""
+
+    def __init__(self, vocab: int, n_fac: int, n_hidden: int, context: int):
+        super().__init__(vocab, n_fac, n_hidden)
+        self.window = context
+
+
+class SequenceModel(nn.Module):
+    """nn.RNN / nn.LSTM / nn.GRU over the block, a prediction at every step."""
+
+    def __init__(self, cell: str, vocab: int, n_fac: int, n_hidden: int, n_layers: int, dropout: float,
+                 carries_state: bool):
+        super().__init__()
+        rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.emb = nn.Embedding(vocab, n_fac)
+        self.rnn = rnn(n_fac, n_hidden, n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.l_out = nn.Linear(n_hidden, vocab)
+        self.carries_state = carries_state
+
+    def forward(self, x, state=None):
+        out, state = self.rnn(self.emb(x), state)
+        return self.l_out(self.drop(out)), detach(state)
+
+
+def detach(state):
+    """Cut the graph at the block boundary: gradients flow through ``bptt`` steps only."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+def build(arch: str, vocab: int, p) -> nn.Module:
+    if arch == "char3":
+        return Char3(vocab, p.n_fac, p.n_hidden)
+    if arch == "charloop":
+        return CharLoop(vocab, p.n_fac, p.n_hidden, p.context)
+    if arch == "rnn":
+        return SequenceModel("rnn", vocab, p.n_fac, p.n_hidden, 1, 0.0, carries_state=False)
+    if arch == "stateful":
+        return SequenceModel("rnn", vocab, p.n_fac, p.n_hidden, 1, 0.0, carries_state=True)
+    if arch in ("lstm", "gru"):
+        return SequenceModel(arch, vocab, p.n_fac, p.n_hidden, p.n_layers, p.dropout, carries_state=True)
+    raise ValueError(f"unknown architecture {arch!r}")

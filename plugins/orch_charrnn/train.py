@@ -1,0 +1,84 @@
+"""Training and evaluation: Adam, gradient clipping, one-cycle (warm-up then cosine) schedule;
+NLL in nats per character, bits per character, perplexity and accuracy."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from orch_charrnn.data import n_batches, stream_batches
+
+LN2 = math.log(2)
+
+
+def figures(nll_nats: float, accuracy: float, prefix: str) -> dict[str, float]:
+    """The four views of one NLL: nats (loss), bits per character, perplexity, accuracy."""
+    return {f"{prefix}_loss": nll_nats, f"{prefix}_bpc": nll_nats / LN2, f"{prefix}_ppl": math.exp(nll_nats),
+            f"{prefix}_acc": accuracy}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, ids: np.ndarray, bs: int, bptt: int, device) -> tuple[float, float]:
+    """(mean NLL in nats, accuracy) over every predicted character of ``ids``."""
+    model.eval()
+    state, total, correct, count = None, 0.0, 0, 0
+    for x, y in stream_batches(ids, bs, bptt):
+        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        logits, new_state = model(x, state if model.carries_state else None)
+        state = new_state
+        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+        count += y.numel()
+    return total / count, correct / count
+
+
+def fit(
+    model: nn.Module,
+    train: np.ndarray,
+    val: np.ndarray,
+    *,
+    epochs: int,
+    bs: int,
+    bptt: int,
+    lr: float,
+    clip: float,
+    device,
+    on_epoch: Callable[[int, dict[str, float]], None],
+    progress: bool = True,
+) -> float:
+    """Train; returns training characters per second. ``on_epoch`` gets train_loss, val_loss,
+    val_bpc, val_ppl, val_acc and chars_per_s."""
+    from tqdm.auto import tqdm
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = n_batches(len(train), bs, bptt)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.25)
+    seen, seconds = 0, 0.0
+    for epoch in range(epochs):
+        model.train()
+        state, total, count = None, 0.0, 0
+        start = time.perf_counter()
+        for x, y in tqdm(stream_batches(train, bs, bptt), total=steps, desc=f"epoch {epoch + 1}/{epochs}",
+                         leave=False, disable=None if progress else True, mininterval=1.0):
+            x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+            logits, state = model(x, state if model.carries_state else None)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            sched.step()
+            total += loss.item() * y.numel()
+            count += y.numel()
+        seconds += time.perf_counter() - start
+        seen += count
+        val_nll, val_acc = evaluate(model, val, bs, bptt, device)
+        on_epoch(epoch, {"train_loss": total / count, **figures(val_nll, val_acc, "val"),
+                         "chars_per_s": count / (time.perf_counter() - start)})
+    return seen / seconds
