@@ -35,6 +35,7 @@ class MlflowTracker:
     def client(self):
         if self._client is None:
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs stay offline and private
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for errors
             for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sql_alchemy_store"):
                 logging.getLogger(name).setLevel(logging.WARNING)
             from mlflow.tracking import MlflowClient
