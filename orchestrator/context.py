@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from orchestrator.report import BiasVarianceReport
-    from orchestrator.task import RunInfo, Task
+    from orchestrator.task import HumanBaseline, RunInfo, Task
 
 METRICS_FILE = "metrics.json"
 
@@ -81,13 +81,16 @@ class StageContext:
         merged.update(self.metrics)
         return merged
 
-    def bias_variance_report(self, metrics: Mapping[str, float] | None = None) -> "BiasVarianceReport":
-        """Build, write (md, html, png in out_dir) and announce the report of this run."""
+    def bias_variance_report(
+        self, metrics: Mapping[str, float] | None = None, human: "HumanBaseline | None" = None
+    ) -> "BiasVarianceReport":
+        """Build, write (md, html, png in out_dir) and announce the report of this run. ``human``
+        replaces the task's baseline when the data determine it (e.g. a generator's known noise)."""
         from orchestrator import report
 
         metrics = self.upstream_metrics() if metrics is None else metrics
         try:
-            built = report.build(self.task.name, self.task.metric, self.task.human, metrics)
+            built = report.build(self.task.name, self.task.metric, human or self.task.human, metrics)
         except KeyError as exc:
             from orchestrator.errors import RunFailed
 

@@ -1,0 +1,144 @@
+"""Kaggle's Rossmann files -> one table per split, prepared as in the fast.ai lesson: joins, date
+parts, elapsed-time features, competition and Promo2 durations, closed days and zero sales dropped,
+log-sales target. Every file and column is checked, with errors that name them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.errors import UserError
+
+REQUIRED = {
+    "train.csv": ["Store", "DayOfWeek", "Date", "Sales", "Open", "Promo", "StateHoliday", "SchoolHoliday"],
+    "store.csv": ["Store", "StoreType", "Assortment", "CompetitionDistance", "CompetitionOpenSinceMonth",
+                  "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval"],
+    "test.csv": ["Id", "Store", "DayOfWeek", "Date", "Open", "Promo", "StateHoliday", "SchoolHoliday"],
+}
+NUMERIC = {"Store", "DayOfWeek", "Sales", "Open", "Promo", "SchoolHoliday", "Id", "CompetitionDistance",
+           "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear"}
+ELAPSED = ("Promo", "StateHoliday", "SchoolHoliday")
+
+
+def read(folder: Path, name: str, required: list[str] | None = None) -> pd.DataFrame:
+    path = folder / name
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot parse: {' '.join(str(exc).split())[:160]}") from None
+    missing = [c for c in (required or []) if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    for column in set(required or []) & NUMERIC:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna() & (frame[column].astype(str).str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{path}: column {column}: expected numbers, got {frame[column].iloc[row]!r} "
+                            f"at data row {row + 1}")
+        frame[column] = values
+    if "Date" in frame.columns:
+        dates = pd.to_datetime(frame["Date"], format="%Y-%m-%d", errors="coerce")
+        if dates.isna().any():
+            row = int(np.flatnonzero(dates.isna().to_numpy())[0])
+            raise UserError(f"{path}: column Date: expected YYYY-MM-DD, got {frame['Date'].iloc[row]!r} "
+                            f"at data row {row + 1}")
+        frame["Date"] = dates
+    return frame
+
+
+def load(folder: Path) -> dict[str, pd.DataFrame]:
+    """The Kaggle files, plus the fast.ai side tables when present."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: Rossmann folder not found")
+    tables = {name.removesuffix(".csv"): read(folder, name, cols) for name, cols in REQUIRED.items()}
+    for name in ("store_states.csv", "state_names.csv", "weather.csv", "googletrend.csv"):
+        if (folder / name).exists():
+            tables[name.removesuffix(".csv")] = read(folder, name)
+    known = set(tables["store"]["Store"])
+    for split in ("train", "test"):
+        unknown = sorted(set(tables[split]["Store"]) - known)
+        if unknown:
+            raise UserError(f"{folder / (split + '.csv')}: Store {int(unknown[0])} is not in store.csv "
+                            f"({len(unknown)} unknown store id(s))")
+    return tables
+
+
+def _join(frame: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    out = frame.merge(tables["store"], on="Store", how="left")
+    if "store_states" in tables:
+        out = out.merge(tables["store_states"][["Store", "State"]], on="Store", how="left")
+        if "state_names" in tables:
+            out = out.merge(tables["state_names"], on="State", how="left")
+        if "weather" in tables and "StateName" in out:
+            weather = tables["weather"].rename(columns={"file": "StateName"})
+            keep = [c for c in ("StateName", "Date", "Max_TemperatureC", "Mean_TemperatureC", "Min_TemperatureC",
+                                "Precipitationmm", "Mean_Humidity", "Events") if c in weather]
+            out = out.merge(weather[keep], on=["StateName", "Date"], how="left")
+        if "googletrend" in tables:
+            trend = tables["googletrend"].copy()
+            trend["Date"] = pd.to_datetime(trend["week"].str.split(" - ").str[0], errors="coerce")
+            # Kaggle names Niedersachsen's trend file NI where store_states.csv says HB,NI (as in the lesson)
+            trend["State"] = trend["file"].str.split("_").str[-1].replace({"NI": "HB,NI"})
+            trend = trend.dropna(subset=["Date"])[["State", "Date", "trend"]]
+            out["WeekStart"] = out["Date"] - pd.to_timedelta((out["Date"].dt.dayofweek + 1) % 7, unit="D")
+            out = out.merge(trend.rename(columns={"Date": "WeekStart"}), on=["State", "WeekStart"],
+                            how="left").drop(columns=["WeekStart"])
+    return out
+
+
+def _date_parts(out: pd.DataFrame) -> pd.DataFrame:
+    d = out["Date"].dt
+    return out.assign(Year=d.year, Month=d.month, Week=d.isocalendar().week.astype(int), Day=d.day,
+                      Dayofyear=d.dayofyear, Is_month_start=d.is_month_start.astype(int),
+                      Is_month_end=d.is_month_end.astype(int))
+
+
+def _elapsed(out: pd.DataFrame) -> pd.DataFrame:
+    """Days since the last and until the next Promo / state holiday / school holiday, per store."""
+    out = out.sort_values(["Store", "Date"]).reset_index(drop=True)
+    day = (out["Date"] - out["Date"].min()).dt.days.to_numpy()
+    for name in ELAPSED:
+        flag = (out[name].astype(str) != "0").to_numpy() if name == "StateHoliday" else out[name].to_numpy() > 0
+        event_day = pd.Series(np.where(flag, day, np.nan))
+        groups = out["Store"]
+        last = event_day.groupby(groups).ffill()
+        nxt = event_day.groupby(groups).bfill()
+        out[f"After{name}"] = np.clip(np.nan_to_num(day - last, nan=60.0), 0, 60)
+        out[f"Before{name}"] = np.clip(np.nan_to_num(nxt - day, nan=60.0), 0, 60)
+    return out
+
+
+def _durations(out: pd.DataFrame) -> pd.DataFrame:
+    comp_year = out["CompetitionOpenSinceYear"].fillna(1900).astype(int)
+    comp_month = out["CompetitionOpenSinceMonth"].fillna(1).astype(int)
+    months = (out["Date"].dt.year - comp_year) * 12 + (out["Date"].dt.month - comp_month)
+    out["CompetitionMonthsOpen"] = np.clip(months, 0, 24)
+    out["CompetitionDistance"] = out["CompetitionDistance"].fillna(out["CompetitionDistance"].max() * 2)
+    p2_year = out["Promo2SinceYear"].fillna(1900).astype(int)
+    p2_week = out["Promo2SinceWeek"].fillna(1).astype(int)
+    weeks = (out["Date"].dt.year - p2_year) * 52 + (out["Date"].dt.isocalendar().week.astype(int) - p2_week)
+    out["Promo2Weeks"] = np.where(out["Promo2"] > 0, np.clip(weeks, 0, 25), 0)
+    out["PromoInterval"] = out["PromoInterval"].fillna("")
+    return out
+
+
+def features(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) tables with every feature; train keeps open days with sales, as the lesson does."""
+    both = pd.concat([tables["train"].assign(_split="train"), tables["test"].assign(_split="test")],
+                     ignore_index=True)
+    both["StateHoliday"] = both["StateHoliday"].astype(str).replace({"0.0": "0", "nan": "0"})
+    both["Open"] = both["Open"].fillna(1)
+    out = _elapsed(_durations(_date_parts(_join(both, tables))))
+    train = out[out["_split"] == "train"].drop(columns=["_split", "Id"], errors="ignore")
+    test = out[out["_split"] == "test"].drop(columns=["_split"])
+    train = train[(train["Open"] > 0) & (train["Sales"] > 0)].copy()
+    train["LogSales"] = np.log(train["Sales"])
+    return train.sort_values(["Date", "Store"]).reset_index(drop=True), test.reset_index(drop=True)

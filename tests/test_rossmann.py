@@ -1,0 +1,156 @@
+"""The rossmann plugin: the generator's files, loading and checks, features, encoders, metrics, model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from orch_rossmann import generate, prepare
+from orch_rossmann.model import EntityEmbeddingNet
+from orch_rossmann.tabular import Encoder, embedding_size, mape, rmspe, time_split
+from orchestrator.errors import UserError
+
+KAGGLE_TRAIN = ["Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday", "SchoolHoliday"]
+
+
+@pytest.fixture(scope="module")
+def kaggle(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rossmann")
+    meta = generate.write(folder, generate.Spec(n_stores=24, seed=1))
+    return folder, meta
+
+
+def test_generator_writes_kaggles_files_and_columns(kaggle):
+    folder, meta = kaggle
+    train = pd.read_csv(folder / "train.csv")
+    assert list(train.columns) == KAGGLE_TRAIN
+    assert train["Date"].min() == "2013-01-01" and train["Date"].max() == "2015-07-31"
+    test = pd.read_csv(folder / "test.csv")
+    assert list(test.columns) == ["Id", "Store", "DayOfWeek", "Date", "Open", "Promo", "StateHoliday", "SchoolHoliday"]
+    assert test["Date"].min() == "2015-08-01" and test["Date"].max() == "2015-09-17"  # 48 days, as on Kaggle
+    store = pd.read_csv(folder / "store.csv")
+    assert list(store.columns) == prepare.REQUIRED["store.csv"] and len(store) == 24
+    assert set(pd.read_csv(folder / "store_states.csv")["State"]) <= set(generate.STATES)
+    assert (train.loc[train["DayOfWeek"] == 7, "Open"] == 0).all()  # closed on Sundays
+    assert (train.loc[train["Open"] == 0, "Sales"] == 0).all()
+    assert meta["bayes_rmspe"] == pytest.approx(np.sqrt(1 - np.exp(-0.01)))
+
+
+def test_generator_is_deterministic(tmp_path, kaggle):
+    folder, _ = kaggle
+    generate.write(tmp_path, generate.Spec(n_stores=24, seed=1))
+    assert (tmp_path / "train.csv").read_bytes() == (folder / "train.csv").read_bytes()
+
+
+def test_generated_sales_follow_the_structure(kaggle):
+    folder, _ = kaggle
+    train = pd.read_csv(folder / "train.csv")
+    open_ = train[train["Open"] == 1]
+    promo = np.log(open_.loc[open_["Promo"] == 1, "Sales"]).mean() - np.log(open_.loc[open_["Promo"] == 0, "Sales"]).mean()
+    assert promo > 0.1  # promotions lift sales
+    month = pd.to_datetime(open_["Date"]).dt.month
+    assert open_.loc[month == 12, "Sales"].mean() > open_.loc[month == 1, "Sales"].mean()
+
+
+def test_features_as_in_the_lesson(kaggle):
+    folder, _ = kaggle
+    train, test = prepare.features(prepare.load(folder))
+    assert (train["Sales"] > 0).all() and (train["Open"] > 0).all()
+    assert np.allclose(train["LogSales"], np.log(train["Sales"]))
+    for column in ("Year", "Week", "AfterPromo", "BeforeStateHoliday", "CompetitionMonthsOpen", "Promo2Weeks",
+                   "State", "Mean_TemperatureC", "trend"):
+        assert train[column].notna().all(), column
+    assert train["CompetitionMonthsOpen"].between(0, 24).all() and train["Promo2Weeks"].between(0, 25).all()
+    one = train[train["Store"] == 1].sort_values("Date")
+    promo_day = one[one["Promo"] == 1].iloc[0]
+    assert promo_day["AfterPromo"] == 0 and promo_day["BeforePromo"] == 0
+    assert len(test) == 24 * 48
+
+
+def write(folder, name, text):
+    (folder / name).write_text(text)
+
+
+@pytest.fixture
+def broken(tmp_path, kaggle):
+    source, _ = kaggle
+    for name in ("train.csv", "store.csv", "test.csv"):
+        (tmp_path / name).write_bytes((source / name).read_bytes())
+    return tmp_path
+
+
+def test_missing_file(broken):
+    (broken / "store.csv").unlink()
+    with pytest.raises(UserError, match="store.csv: file not found"):
+        prepare.load(broken)
+
+
+def test_missing_column(broken):
+    frame = pd.read_csv(broken / "train.csv").drop(columns=["Promo"])
+    frame.to_csv(broken / "train.csv", index=False)
+    with pytest.raises(UserError, match="train.csv: missing column\\(s\\) Promo"):
+        prepare.load(broken)
+
+
+def test_bad_date_and_bad_number(broken):
+    frame = pd.read_csv(broken / "train.csv")
+    frame.loc[3, "Date"] = "31/07/2015"
+    frame.to_csv(broken / "train.csv", index=False)
+    with pytest.raises(UserError, match="train.csv: column Date: expected YYYY-MM-DD, got '31/07/2015' at data row 4"):
+        prepare.load(broken)
+    frame.loc[3, "Date"] = "2015-07-31"
+    frame["Sales"] = frame["Sales"].astype(object)
+    frame.loc[5, "Sales"] = "lots"
+    frame.to_csv(broken / "train.csv", index=False)
+    with pytest.raises(UserError, match="train.csv: column Sales: expected numbers, got 'lots' at data row 6"):
+        prepare.load(broken)
+
+
+def test_store_missing_from_store_csv(broken):
+    store = pd.read_csv(broken / "store.csv")
+    store[store["Store"] != 5].to_csv(broken / "store.csv", index=False)
+    with pytest.raises(UserError, match="train.csv: Store 5 is not in store.csv"):
+        prepare.load(broken)
+
+
+def test_empty_file(broken):
+    write(broken, "test.csv", "")
+    with pytest.raises(UserError, match="test.csv: the file is empty"):
+        prepare.load(broken)
+
+
+def test_encoder_fits_on_train_and_maps_unseen_values_to_unknown():
+    train = pd.DataFrame({"c": ["a", "b", "a", None], "x": [1.0, 2.0, 3.0, 4.0]})
+    val = pd.DataFrame({"c": ["b", "z", None], "x": [10.0, None, 2.5]})
+    enc = Encoder(["c"], ["x"]).fit(train)
+    assert enc.categories["c"] == ["a", "b", "nan"] and enc.n_codes("c") == 4
+    assert enc.codes(val)[:, 0].tolist() == [2, 0, 3]  # z was never seen: the unknown code 0
+    scaled = enc.scaled(val)[:, 0]
+    assert scaled[0] == pytest.approx((10 - 2.5) / np.std([1, 2, 3, 4], ddof=1))  # train statistics only
+    assert scaled[1] == 0.0
+
+
+def test_embedding_size_rule():
+    assert [embedding_size(n) for n in (3, 8, 13, 99, 1116)] == [2, 4, 7, 50, 50]
+
+
+def test_time_split_keeps_the_last_weeks():
+    frame = pd.DataFrame({"Date": pd.date_range("2015-01-01", "2015-03-31"), "v": 1})
+    head, val = time_split(frame, "Date", 6)
+    assert val["Date"].min() == pd.Timestamp("2015-02-18") and len(val) == 42
+    assert head["Date"].max() < val["Date"].min()
+
+
+def test_metrics():
+    y, p = np.array([100.0, 200.0]), np.array([110.0, 180.0])
+    assert rmspe(y, p) == pytest.approx(0.1)
+    assert mape(y, p) == pytest.approx(0.1)
+
+
+def test_network_shapes_and_range():
+    net = EntityEmbeddingNet([5, 8], [3, 4], 2, [16, 8], [0.0, 0.1], 0.04, (0.0, 12.0))
+    out = net(torch.tensor([[1, 2], [4, 7], [0, 0]]), torch.randn(3, 2))
+    assert out.shape == (3,) and (out >= 0).all() and (out <= 12).all()
+    assert net.embedding_matrix(1).shape == (8, 4)
