@@ -187,6 +187,8 @@ def dvc_project(tmp_path):
     (root / "play.txt").write_text("".join(f"LORD {i}.\nSpeak, and be brief.\n\n" for i in range(300)))
     params["charrnn"].update(data="play.txt", max_chars=None, block=500, compare=["char3", "lstm"], n_hidden=16,
                              bs=4, epochs=1, sample_chars=20)
+    params["rossmann"].update(n_stores=12, epochs=1, layers=[16], dropouts=[0.0], models=["gbm", "knn"])
+    params["rossmann"]["gbm"]["n_estimators"] = 20
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # dvc and orch
     env = {**os.environ, "PATH": path, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -211,11 +213,15 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     root, env = dvc_project
     first = dvc("repro", cwd=root, env=env)
     assert ran(first) == ["collab_prepare", "collab_train", "collab_report", "collab_sweep",
-                          "charrnn_prepare", "charrnn_train", "charrnn_report"]
+                          "charrnn_prepare", "charrnn_train", "charrnn_report", "rossmann_prepare",
+                          "rossmann_train", "rossmann_embeddings", "rossmann_gbm", "rossmann_report"]
     for path in ("prepare/ratings.parquet", "train/model.pt", "train/metrics.json", "report/report.md",
                  "report/pca_scatter.png", "sweep/best_params.yaml"):
         assert (root / "outputs" / "collab" / path).exists(), path
     assert (root / "outputs" / "charrnn" / "report" / "comparison.md").exists()
+    assert (root / "outputs" / "rossmann" / "report" / "state_embedding.png").exists()
+    states = __import__("pandas").read_csv(root / "outputs" / "rossmann" / "embeddings" / "State.csv")
+    assert states.columns[0] == "State" and states["State"].iloc[0] == "<unknown>"
 
     assert ran(dvc("repro", cwd=root, env=env)) == []  # nothing changed: nothing runs
 
@@ -227,6 +233,10 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     params["collab"]["wd"] = 0.05
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran(dvc("repro", cwd=root, env=env)) == ["collab_train", "collab_report", "collab_sweep"]
+
+    params["rossmann"]["gbm"]["learning_rate"] = 0.1  # a GBM param: only the GBM and report stages rerun
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran(dvc("repro", cwd=root, env=env)) == ["rossmann_gbm", "rossmann_report"]
 
     client = client_for(root)
     dvc_runs = [r for r in runs_of(client, "collab") if r.data.tags.get("orch.mode") == "dvc"]

@@ -58,9 +58,9 @@ class RossmannParams(Strict):
     layers: list[int] = Field([500, 250], min_length=1)
     dropouts: list[float] = [0.001, 0.01]
     emb_drop: float = Field(0.04, ge=0, lt=1)
-    epochs: int = Field(8, gt=0)
+    epochs: int = Field(10, gt=0)
     bs: int = Field(512, gt=0)
-    lr: float = Field(2e-3, gt=0, le=1)
+    lr: float = Field(1e-2, gt=0, le=1)
     wd: float = Field(1e-5, ge=0)
     gbm: GBM = GBM()
     others: Others = Others()
