@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 import pandas as pd
 
 from orchestrator.errors import UserError

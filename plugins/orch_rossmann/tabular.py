@@ -33,8 +33,9 @@ class Encoder:
             self.categories[c] = sorted(_as_str(train[c]).unique().tolist())
         for c in self.continuous:
             values = pd.to_numeric(train[c], errors="coerce").astype(float)
-            self.means[c] = float(values.mean()) if values.notna().any() else 0.0
-            self.stds[c] = float(values.std()) or 1.0 if values.notna().any() else 1.0
+            mean, std = float(values.mean()), float(values.std())
+            self.means[c] = mean if np.isfinite(mean) else 0.0
+            self.stds[c] = std if np.isfinite(std) and std > 0 else 1.0  # constant or empty: leave as is
         return self
 
     def n_codes(self, column: str) -> int:
