@@ -190,6 +190,8 @@ def stage(ctx, task: str, stage: str, params_file, overrides) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="seconds per worker before stopping.")
 @click.option("--jobs", type=click.IntRange(min=1), help="worker processes on this machine.")
 @click.option("--sampler", type=click.Choice(["random", "tpe"]), help="default: random.")
+@click.option("--metric", metavar="NAME", help="metric to optimise (default: sweep.metric, else val_<task metric>).")
+@click.option("--direction", type=click.Choice(["minimize", "maximize"]), help="default: sweep.direction.")
 @click.option("--seed", type=int, help="sampler seed.")
 @click.option("--storage", metavar="URL", help="Optuna storage (default: sqlite:///<project>/optuna.db).")
 @click.option("--study", metavar="NAME", help="study name (default: derived from task, params and space).")
@@ -198,7 +200,8 @@ def stage(ctx, task: str, stage: str, params_file, overrides) -> None:
               "(default: sweeps/STUDY).")
 @click.pass_context
 @handled
-def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, seed, storage, study, refine, out_dir):
+def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, metric, direction, seed, storage, study,
+          refine, out_dir):
     """Sweep TASK's hyperparameters with Optuna; re-running the same command resumes."""
     from orchestrator.params import validate
     from orchestrator.space import SweepConfig
@@ -207,7 +210,8 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, see
     pm, project, reg, params, raw_sweep = _task_and_params(ctx, task, params_file, overrides)
     source = str(project.params_file or "params")
     config = validate(SweepConfig, raw_sweep, f"{task}.sweep", source)
-    cli = {"trials": trials, "timeout": timeout, "jobs": jobs, "sampler": sampler, "seed": seed}
+    cli = {"trials": trials, "timeout": timeout, "jobs": jobs, "sampler": sampler, "seed": seed, "metric": metric,
+           "direction": direction}
     config = config.model_copy(update={k: v for k, v in cli.items() if v is not None})
     plan = resolve_plan(pm, reg, project, params, config, study=study, storage=storage,
                         tracking_uri=ctx.obj["tracking_uri"], refine=refine, quiet=ctx.obj["quiet"])
