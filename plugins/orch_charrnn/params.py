@@ -29,7 +29,7 @@ class CharRNNParams(BaseModel):
     bptt: int = Field(64, ge=4, description="sequence length (truncated back-propagation through time)")
     bs: int = Field(32, gt=0, description="batch size: parallel streams of text")
     epochs: int = Field(3, gt=0)
-    lr: float = Field(3e-3, gt=0, le=1, description="peak learning rate (one-cycle: warm-up, cosine decay)")
+    lr: float = Field(6e-3, gt=0, le=1, description="peak learning rate (one-cycle: warm-up, cosine decay)")
     clip: float = Field(1.0, gt=0, description="gradient norm clipping")
     temperature: float = Field(0.8, gt=0, description="sampling temperature of the per-epoch sample")
     sample_chars: int = Field(400, ge=0)
