@@ -254,7 +254,7 @@ def report(ctx, task, run_id, study, storage, out_dir) -> None:
 
 
 def _run_metrics(pm, project, reg, run_id: str | None) -> dict:
-    import json
+    from orchestrator.context import read_metrics
 
     if run_id:
         found = pm.hook.orch_fetch_run(run_id=run_id)
@@ -263,12 +263,9 @@ def _run_metrics(pm, project, reg, run_id: str | None) -> dict:
         if found.get("task") != reg.task.name:
             raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not {reg.task.name!r}")
         return found["metrics"]
-    metrics: dict = {}
     base = project.outputs(reg.task.name)
-    for stage in reg.task.stages:
-        path = base / stage.name / "metrics.json"
-        if path.exists():
-            metrics.update(json.loads(path.read_text()))
+    names = [s.name for s in reg.task.stages]
+    metrics = read_metrics({name: base / name for name in names}, names)
     if not metrics:
         raise UserError(f"{base}: no metrics yet; run `dvc repro` or pass --run ID")
     return metrics

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from orchestrator.errors import NonFiniteLoss
 
@@ -20,6 +20,16 @@ if TYPE_CHECKING:
     from orchestrator.task import HumanBaseline, RunInfo, Task
 
 METRICS_FILE = "metrics.json"
+
+
+def read_metrics(dirs: Mapping[str, Path], stages: Iterable[str]) -> dict[str, float]:
+    """The metrics.json of each named stage folder that has one, merged in stage order."""
+    merged: dict[str, float] = {}
+    for stage in stages:
+        path = dirs[stage] / METRICS_FILE if stage in dirs else None
+        if path is not None and path.exists():
+            merged.update(json.loads(path.read_text()))
+    return merged
 
 
 @dataclass
@@ -71,15 +81,8 @@ class StageContext:
 
     def upstream_metrics(self) -> dict[str, float]:
         """Metrics of every earlier stage of this task, read from their metrics.json."""
-        merged: dict[str, float] = {}
-        for stage in self.task.stages:
-            if stage.name == self.stage:
-                break
-            path = self.dirs.get(stage.name, Path("/nonexistent")) / METRICS_FILE
-            if path.exists():
-                merged.update(json.loads(path.read_text()))
-        merged.update(self.metrics)
-        return merged
+        names = [s.name for s in self.task.stages]
+        return {**read_metrics(self.dirs, names[: names.index(self.stage)]), **self.metrics}
 
     def bias_variance_report(
         self, metrics: Mapping[str, float] | None = None, human: "HumanBaseline | None" = None

@@ -1,19 +1,37 @@
-"""Plots every task can use: loss curves from a per-epoch history."""
+"""Plotting helpers every task uses: a headless pyplot, saving a figure, loss curves."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def loss_curves(history: pd.DataFrame, path: Path, title: str) -> Path:
-    """train/val loss against epoch (1-based), one line per ``*_loss`` column."""
+def pyplot() -> Any:
+    """matplotlib.pyplot on the headless Agg backend (imported lazily: matplotlib is slow to load)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig: Any, path: Path, dpi: int = 100) -> Path:
+    """Tight layout, write the PNG, free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
+def loss_curves(history: "pd.DataFrame", path: Path, title: str) -> Path:
+    """train/val loss against epoch (1-based), one line per ``*_loss`` column."""
     from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for column in [c for c in history.columns if c.endswith("_loss")]:
@@ -25,7 +43,4 @@ def loss_curves(history: pd.DataFrame, path: Path, title: str) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

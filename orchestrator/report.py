@@ -172,10 +172,9 @@ def to_html(r: BiasVarianceReport, chart: str | None = None) -> str:
 
 def plot(r: BiasVarianceReport, path: Path) -> Path:
     """Bars of the four errors beside bars of the three gaps."""
-    import matplotlib
+    from orchestrator.plots import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [4, 3]})
     names = ["human", "train", "train-dev", "dev"]
@@ -196,10 +195,7 @@ def plot(r: BiasVarianceReport, path: Path) -> Path:
         lo, hi = ax.get_ylim()
         ax.set_ylim(min(lo, 0), hi * 1.12 if hi > 0 else hi)
     fig.suptitle(f"{r.task}: bias/variance against human level ({r.human_error:.3f})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def write(r: BiasVarianceReport, out_dir: Path) -> list[Path]:

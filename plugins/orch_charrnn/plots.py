@@ -8,10 +8,9 @@ import pandas as pd
 
 
 def comparison(table: pd.DataFrame, refs: dict[str, float], path: Path) -> Path:
-    import matplotlib
+    from orchestrator.plots import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(9, 4.8))
     bars = ax.barh(table["arch"], table["val_bpc"], color="#1f77b4")
@@ -26,7 +25,4 @@ def comparison(table: pd.DataFrame, refs: dict[str, float], path: Path) -> Path:
     ax.set_xlim(0, max(max(refs.values()), table["val_bpc"].max()) * 1.12)
     ax.legend(loc="lower right", fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

@@ -44,10 +44,9 @@ def component_ends(scores: np.ndarray, titles: list[str], items: np.ndarray, n: 
 
 def scatter(scores: np.ndarray, titles: list[str], items: np.ndarray, path: Path, n: int = 50) -> Path:
     """The ``n`` most-rated films on the first two components, labelled with their titles."""
-    import matplotlib
+    from orchestrator.plots import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = min(n, len(items))
     fig, ax = plt.subplots(figsize=(13, 11))
@@ -60,10 +59,7 @@ def scatter(scores: np.ndarray, titles: list[str], items: np.ndarray, path: Path
     ax.set_ylabel("component 2")
     ax.set_title(f"PCA of the film embeddings: the {n} most-rated films")
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def _short(title: str, width: int = 28) -> str:

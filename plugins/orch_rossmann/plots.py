@@ -8,15 +8,7 @@ import numpy as np
 import pandas as pd
 
 from orch_rossmann.generate import STATES
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from orchestrator.plots import pyplot, save
 
 
 def _pca2(matrix: np.ndarray) -> np.ndarray:
@@ -27,7 +19,7 @@ def _pca2(matrix: np.ndarray) -> np.ndarray:
 
 def state_map(frame: pd.DataFrame, path: Path) -> Path:
     """PCA of the state embeddings beside the states' real positions (as in the paper's Figure)."""
-    plt = _plt()
+    plt = pyplot()
     frame = frame[frame["State"] != "<unknown>"].reset_index(drop=True)
     xy = _pca2(frame.iloc[:, 1:].to_numpy())
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.5))
@@ -47,15 +39,12 @@ def state_map(frame: pd.DataFrame, path: Path) -> Path:
     ax2.set_ylabel("latitude")
     for ax in (ax1, ax2):
         ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def ordinal_embedding(frame: pd.DataFrame, column: str, path: Path) -> Path:
     """Day-of-week or month embeddings on their first two principal components, joined in order."""
-    plt = _plt()
+    plt = pyplot()
     frame = frame[frame[column] != "<unknown>"].copy()
     frame["order"] = pd.to_numeric(frame[column], errors="coerce")
     frame = frame.sort_values("order").reset_index(drop=True)
@@ -66,21 +55,15 @@ def ordinal_embedding(frame: pd.DataFrame, column: str, path: Path) -> Path:
         ax.annotate(str(label), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=11)
     ax.set_title(f"{column} embeddings (PCA), in order")
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def importance(frame: pd.DataFrame, path: Path, top: int = 20) -> Path:
-    plt = _plt()
+    plt = pyplot()
     frame = frame.sort_values("gain", ascending=False).head(top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 6))
     ax.barh(frame["feature"], frame["gain"] / frame["gain"].sum(), color="#2ca02c")
     ax.set_xlabel("share of total gain")
     ax.set_title("GBM on plain features: feature importance")
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
