@@ -7,6 +7,7 @@ Exit codes: 0 done; 2 usage or config error (one line, no traceback); 1 the run 
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import sys
 import tempfile
@@ -152,6 +153,7 @@ def run(ctx, task: str, params_file, overrides, out_dir) -> None:
     workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"orch-{task}-", dir=_scratch(project)))
     try:
         info, metrics = run_task(pm, reg, params, project, workdir, quiet=ctx.obj["quiet"])
+        _summary(info, metrics, reg.task, workdir)
     except (UserError, RunFailed, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -159,7 +161,6 @@ def run(ctx, task: str, params_file, overrides, out_dir) -> None:
     finally:
         if not out_dir:
             shutil.rmtree(workdir, ignore_errors=True)
-    _summary(info, metrics, reg.task)
 
 
 @main.command()
@@ -346,12 +347,17 @@ def _scratch(project) -> Path:
     return path
 
 
-def _summary(info, metrics: dict, task) -> None:
+def _summary(info, metrics: dict, task, workdir: Path) -> None:
     ids = ", ".join(f"{k} run {v}" for k, v in info.tracking.items()) or "no tracker"
     click.echo(f"run {info.name} finished ({ids})")
     shown = {k: v for k, v in metrics.items() if k.startswith(("train_", "val_")) or k == "predict_ms_per_1k"}
     click.echo("  " + "  ".join(f"{k}={v:.4f}" for k, v in shown.items()))
-    click.echo(f"  human-level {task.metric}: {task.human.error:g}")
+    reports = sorted(workdir.glob("*/report.json"))  # the report may replace the task's baseline
+    if reports:
+        report = json.loads(reports[-1].read_text())
+        click.echo(f"  human-level {task.metric}: {report['human_error']:g}; diagnosis: {report['diagnosis']}")
+    else:
+        click.echo(f"  human-level {task.metric}: {task.human.error:g}")
 
 
 def _table(header: tuple[str, ...], rows: list[tuple]) -> None:

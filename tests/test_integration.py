@@ -189,6 +189,7 @@ def dvc_project(tmp_path):
                              bs=4, epochs=1, sample_chars=20)
     params["rossmann"].update(n_stores=12, epochs=1, layers=[16], dropouts=[0.0], models=["gbm", "knn"])
     params["rossmann"]["gbm"]["n_estimators"] = 20
+    params["stylegan"].update(STYLEGAN_TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # dvc and orch
     env = {**os.environ, "PATH": path, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -214,7 +215,9 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     first = dvc("repro", cwd=root, env=env)
     assert ran(first) == ["collab_prepare", "collab_train", "collab_report", "collab_sweep",
                           "charrnn_prepare", "charrnn_train", "charrnn_report", "rossmann_prepare",
-                          "rossmann_train", "rossmann_embeddings", "rossmann_gbm", "rossmann_report"]
+                          "rossmann_train", "rossmann_embeddings", "rossmann_gbm", "rossmann_report",
+                          "stylegan_prepare", "stylegan_features", "stylegan_train", "stylegan_evaluate",
+                          "stylegan_report"]
     for path in ("prepare/ratings.parquet", "train/model.pt", "train/metrics.json", "report/report.md",
                  "report/pca_scatter.png", "sweep/best_params.yaml"):
         assert (root / "outputs" / "collab" / path).exists(), path
@@ -222,6 +225,9 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     assert (root / "outputs" / "rossmann" / "report" / "state_embedding.png").exists()
     states = __import__("pandas").read_csv(root / "outputs" / "rossmann" / "embeddings" / "State.csv")
     assert states.columns[0] == "State" and states["State"].iloc[0] == "<unknown>"
+    for path in ("style_mixing.png", "truncation.png", "report.md", "evaluation.md"):
+        assert (root / "outputs" / "stylegan" / "report" / path).exists(), path
+    assert len(list((root / "outputs" / "stylegan" / "checkpoints").glob("*.pt"))) == 1
 
     assert ran(dvc("repro", cwd=root, env=env)) == []  # nothing changed: nothing runs
 
@@ -237,6 +243,10 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     params["rossmann"]["gbm"]["learning_rate"] = 0.1  # a GBM param: only the GBM and report stages rerun
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran(dvc("repro", cwd=root, env=env)) == ["rossmann_gbm", "rossmann_report"]
+
+    params["stylegan"]["psi"] = 0.5  # a generation param: the GAN is not retrained
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran(dvc("repro", cwd=root, env=env)) == ["stylegan_evaluate", "stylegan_report"]
 
     client = client_for(root)
     dvc_runs = [r for r in runs_of(client, "collab") if r.data.tags.get("orch.mode") == "dvc"]
@@ -275,3 +285,43 @@ def test_orch_run_charrnn_then_generate_from_the_run(project):
     bad = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "QUEEN", cwd=project)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orch: error: --prompt: characters not in the model's vocabulary: 'EQU'"]
+
+
+STYLEGAN_TINY = dict(max_images=400, resolution=16, eval_images=100, feature_epochs=1, z_dim=16, w_dim=16,
+                     mapping_depth=2, fmap_base=128, fmap_max=8, epochs=2, bs=16)
+
+
+def test_orch_run_stylegan_resumes_from_its_checkpoint_and_generates(project):
+    args = [a for k, v in STYLEGAN_TINY.items() for a in ("--set", f"{k}={v}")]
+    out = orch("run", "stylegan", *args, "--out", "work", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert "diagnosis:" in out.stdout
+    client = client_for(project)
+    [run] = runs_of(client, "stylegan")
+    m = run.data.metrics
+    assert run.info.status == "FINISHED"
+    assert {"train_fid", "train_dev_fid", "val_fid", "val_kid", "untrained_val_fid", "floor_fid"} <= set(m)
+    assert [x.step for x in client.get_metric_history(run.info.run_id, "train_dev_fid")] == [0, 1]
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/style_mixing.png", "plots/truncation.png", "plots/noise.png", "plots/interpolation.png"} <= plots
+    assert {"images/epoch_001.png", "images/epoch_002.png"} <= {a.path for a in client.list_artifacts(run.info.run_id, "images")}
+
+    # a longer run with the same params continues from the 2-epoch checkpoint instead of starting over
+    more = orch("run", "stylegan", *args, "--set", "epochs=3", "--out", "work", cwd=project)
+    assert more.returncode == 0, more.stderr
+    assert "resuming from" in more.stderr and "at epoch 2" in more.stderr
+    other = orch("run", "stylegan", *args, "--set", "lr_g=0.001", "--out", "work", cwd=project)
+    assert other.returncode == 0 and "resuming from" not in other.stderr  # other params: a fresh start
+
+    png = project / "gen.png"
+    gen = orch("generate", "stylegan", "--run", run.info.run_id, "--seeds", "1-4", "--psi", "0.7", "--mix-seed", "9",
+               "--out", str(png), cwd=project)
+    assert gen.returncode == 0, gen.stderr
+    first = png.read_bytes()
+    orch("generate", "stylegan", "--run", run.info.run_id, "--seeds", "1-4", "--psi", "0.7", "--mix-seed", "9",
+         "--out", str(png), cwd=project)
+    assert png.read_bytes() == first
+    bad = orch("generate", "stylegan", "--run", run.info.run_id, "--psi", "1.5", cwd=project)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["orch: error: --psi: must be in [-1, 1], got 1.5"]
+

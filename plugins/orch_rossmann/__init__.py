@@ -27,7 +27,7 @@ def build_task() -> Task:
         human=HUMAN,
         stages=(
             Stage("prepare", stages.prepare, k("data", "n_stores", "noise_sigma", "data_seed", "csv", "valid_weeks",
-                                               "train_dev_pct", "seed", "categorical", "continuous"),
+                                               "train_rows", "train_dev_pct", "seed", "categorical", "continuous"),
                   description="generate or load Kaggle's files, join, features, time split, encoders"),
             Stage("train", stages.train, k("seed", "layers", "dropouts", "emb_drop", "epochs", "bs", "lr", "wd"),
                   tracked=True, description="the entity-embedding network"),

@@ -51,6 +51,8 @@ class RossmannParams(Strict):
     data_seed: int = Field(0, description="embedded data: generator seed")
     csv: CsvColumns = CsvColumns()
     valid_weeks: int = Field(6, ge=1, description="validation = the last weeks of train (the test period is 6)")
+    train_rows: int | None = Field(None, gt=0, description="train on a random sample of this many rows before "
+                                   "the validation weeks (None: all): sparse data, where embeddings help most")
     train_dev_pct: float = Field(0.05, gt=0, lt=0.5)
     seed: int = 42
     categorical: list[str] = Field(CATEGORICAL, min_length=1)

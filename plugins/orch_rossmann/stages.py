@@ -65,6 +65,8 @@ def prepare(ctx: StageContext) -> dict[str, float]:
                         f"{ctx.task.name}.categorical / continuous)")
     head, val = time_split(full, "Date", p.valid_weeks)
     rng = np.random.default_rng(p.seed)
+    if p.train_rows and p.train_rows < len(head):
+        head = head.iloc[np.sort(rng.choice(len(head), p.train_rows, replace=False))]
     held = rng.random(len(head)) < p.train_dev_pct
     parts = {"train": head[~held], "train_dev": head[held], "val": val}
     if test is not None:
