@@ -190,6 +190,7 @@ def dvc_project(tmp_path):
     params["rossmann"].update(n_stores=12, epochs=1, layers=[16], dropouts=[0.0], models=["gbm", "knn"])
     params["rossmann"]["gbm"]["n_estimators"] = 20
     params["stylegan"].update(STYLEGAN_TINY)
+    params["ulmfit"].update(ulmfit_tiny(root))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # dvc and orch
     env = {**os.environ, "PATH": path, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -217,7 +218,8 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
                           "charrnn_prepare", "charrnn_train", "charrnn_report", "rossmann_prepare",
                           "rossmann_train", "rossmann_embeddings", "rossmann_gbm", "rossmann_report",
                           "stylegan_prepare", "stylegan_features", "stylegan_train", "stylegan_evaluate",
-                          "stylegan_report"]
+                          "stylegan_report", "ulmfit_prepare", "ulmfit_corpus", "ulmfit_pretrain", "ulmfit_finetune",
+                          "ulmfit_classify", "ulmfit_ablation", "ulmfit_report"]
     for path in ("prepare/ratings.parquet", "train/model.pt", "train/metrics.json", "report/report.md",
                  "report/pca_scatter.png", "sweep/best_params.yaml"):
         assert (root / "outputs" / "collab" / path).exists(), path
@@ -228,6 +230,8 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     for path in ("style_mixing.png", "truncation.png", "report.md", "evaluation.md"):
         assert (root / "outputs" / "stylegan" / "report" / path).exists(), path
     assert len(list((root / "outputs" / "stylegan" / "checkpoints").glob("*.pt"))) == 1
+    ablation = __import__("pandas").read_csv(root / "outputs" / "ulmfit" / "report" / "ablation.csv")
+    assert ablation["variant"].tolist() == ["scratch", "pretrained", "no_unfreezing", "ulmfit"]
 
     assert ran(dvc("repro", cwd=root, env=env)) == []  # nothing changed: nothing runs
 
@@ -247,6 +251,10 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     params["stylegan"]["psi"] = 0.5  # a generation param: the GAN is not retrained
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran(dvc("repro", cwd=root, env=env)) == ["stylegan_evaluate", "stylegan_report"]
+
+    params["ulmfit"]["classifier"]["lr"] = 0.01  # a new classifier reuses the cached language models
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran(dvc("repro", cwd=root, env=env)) == ["ulmfit_classify", "ulmfit_ablation", "ulmfit_report"]
 
     client = client_for(root)
     dvc_runs = [r for r in runs_of(client, "collab") if r.data.tags.get("orch.mode") == "dvc"]
@@ -285,6 +293,23 @@ def test_orch_run_charrnn_then_generate_from_the_run(project):
     bad = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "QUEEN", cwd=project)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orch: error: --prompt: characters not in the model's vocabulary: 'EQU'"]
+
+
+def ulmfit_tiny(root: Path) -> dict:
+    """A labelled CSV folder and a general corpus, a few kilobytes each, and a model to match."""
+    folder = root / "reviews"
+    folder.mkdir()
+    (folder / "classes.txt").write_text("no\nyes\n")
+    good = ["Love this dress, it fits PERFECTLY!!!!", "Great quality and so soft", "Beautiful colour, I wear it daily"]
+    bad = ["Returned it: the fabric is cheap", "Awful fit, way too small", "Disappointed, it ripped after one wash"]
+    rows = [f'yes,"Nice","{t} {i}"' for i in range(40) for t in good] + [f'no,"Meh","{t} {i}"' for i in range(40) for t in bad]
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    (root / "general.txt").write_text("".join(f"In the beginning was the word {i}.\n\nAnd the word was good.\n\n"
+                                              for i in range(300)))
+    return dict(data="reviews", pretrain_corpus=["general.txt"], processes=1, max_vocab=300, emb_sz=8, n_hid=16,
+                pretrain=dict(epochs=1, lr=1e-2, bs=4, bptt=10, wd=0.01, max_tokens=3000),
+                finetune=dict(epochs=1, lr=1e-2, bs=4, bptt=10, wd=0.01, max_tokens=None),
+                classifier=dict(train_docs=None, lr=2e-2, final_epochs=1, bs=16, max_len=30, wd=0.01, drop_mult=0.5))
 
 
 STYLEGAN_TINY = dict(max_images=400, resolution=16, eval_images=100, feature_epochs=1, z_dim=16, w_dim=16,

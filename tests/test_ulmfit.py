@@ -95,8 +95,8 @@ def test_locked_dropout_uses_one_mask_across_time():
 def test_embedding_dropout_drops_whole_words():
     torch.manual_seed(0)
     emb = torch.nn.Embedding(50, 4)
-    drop = EmbeddingDropout(emb, 0.5).train()
-    out = drop(torch.tensor([[3, 3, 3, 7, 7]]))
+    drop = EmbeddingDropout(0.5).train()
+    out = drop(emb, torch.tensor([[3, 3, 3, 7, 7]]))
     zero = (out == 0).all(-1)[0]
     assert zero[0] == zero[1] == zero[2] and zero[3] == zero[4]  # a word is dropped everywhere or nowhere
 
@@ -120,6 +120,8 @@ def test_weight_drop_masks_the_hidden_matrix_and_keeps_the_raw_weights():
 def test_language_model_ties_encoder_and_decoder():
     lm = LanguageModel(30, 8, 16, 2)
     assert lm.decoder.decoder.weight is lm.encoder.encoder.weight
+    assert [k for k, v in lm.state_dict().items() if v.shape == (30, 8)] == ["encoder.encoder.weight",
+                                                                             "decoder.decoder.weight"]
     assert lm(torch.randint(0, 30, (2, 7))).shape == (2, 7, 30)
     ids = {id(p) for g in discriminative_groups(lm.layer_groups(), 1e-3) for p in g["params"]}
     assert len(ids) == len(list(lm.parameters()))  # the tied matrix is in exactly one group

@@ -38,17 +38,18 @@ class LockedDropout(nn.Module):
 
 
 class EmbeddingDropout(nn.Module):
-    """Drop whole rows of the embedding matrix: a dropped word is zero wherever it occurs."""
+    """Drop whole rows of the embedding matrix: a dropped word is zero wherever it occurs. It does not
+    own the embedding (which would register the same matrix twice in the state dict)."""
 
-    def __init__(self, emb: nn.Embedding, p: float):
+    def __init__(self, p: float):
         super().__init__()
-        self.emb, self.p = emb, p
+        self.p = p
 
-    def forward(self, words):
-        weight = self.emb.weight
+    def forward(self, emb: nn.Embedding, words):
+        weight = emb.weight
         if self.training and self.p > 0:
             weight = weight * dropout_mask(weight, (weight.shape[0], 1), self.p)
-        return F.embedding(words, weight, self.emb.padding_idx)
+        return F.embedding(words, weight, emb.padding_idx)
 
 
 class WeightDrop(nn.Module):
@@ -78,7 +79,7 @@ class AWDLSTM(nn.Module):
         self.emb_sz, self.n_hid, self.n_layers = emb_sz, n_hid, n_layers
         self.encoder = nn.Embedding(vocab, emb_sz, padding_idx=PAD_ID)
         self.encoder.weight.data.uniform_(-0.1, 0.1)
-        self.encoder_dp = EmbeddingDropout(self.encoder, drops["embed_p"])
+        self.encoder_dp = EmbeddingDropout(drops["embed_p"])
         sizes = [emb_sz] + [n_hid] * (n_layers - 1) + [emb_sz]
         self.rnns = nn.ModuleList(WeightDrop(nn.LSTM(a, b, batch_first=True), drops["weight_p"])
                                   for a, b in zip(sizes, sizes[1:]))
@@ -95,7 +96,7 @@ class AWDLSTM(nn.Module):
         kept (detached) for the next call: the model is stateful across batches."""
         if self.hidden is not None and self.hidden[0][0].shape[1] != x.shape[0]:
             self.hidden = None
-        out = self.input_dp(self.encoder_dp(x))
+        out = self.input_dp(self.encoder_dp(self.encoder, x))
         raw_outputs, outputs, new_hidden = [], [], []
         for i, (rnn, hdp) in enumerate(zip(self.rnns, self.hidden_dps)):
             out, h = rnn(out, None if self.hidden is None else self.hidden[i])

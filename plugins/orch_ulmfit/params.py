@@ -24,7 +24,9 @@ class LMStage(Strict):
 
 
 class ClassifierStage(Strict):
-    lr: float = Field(1e-2, gt=0, le=1, description="peak LR of the head in the first unfreezing phase")
+    train_docs: int | None = Field(3000, gt=0, description="labelled training documents the classifiers see "
+                                   "(None: all); the LMs still read every training text, without labels")
+    lr: float = Field(2e-2, gt=0, le=1, description="peak LR of the head in the first unfreezing phase (halved per phase)")
     final_epochs: int = Field(2, ge=1, description="epochs with every layer unfrozen, after one per group")
     bs: int = Field(64, gt=0)
     max_len: int = Field(150, ge=8, description="tokens per document the classifier reads")
@@ -41,15 +43,15 @@ class ULMFiTParams(Strict):
     train_dev_pct: float = Field(0.05, gt=0, lt=0.5)
     seed: int = 42
     processes: int = Field(2, ge=1, le=64, description="tokenizer processes")
-    max_vocab: int = Field(30_000, ge=100)
+    max_vocab: int = Field(4_000, ge=100)
     min_freq: int = Field(2, ge=1)
-    emb_sz: int = Field(200, gt=0)
-    n_hid: int = Field(400, gt=0)
+    emb_sz: int = Field(64, gt=0)
+    n_hid: int = Field(128, gt=0)
     n_layers: int = Field(2, ge=1, le=6)
-    drop_mult: float = Field(0.5, ge=0, le=2, description="scales all five AWD-LSTM dropouts of the LMs")
+    drop_mult: float = Field(0.2, ge=0, le=2, description="scales all five AWD-LSTM dropouts of the LMs")
     clip: float = Field(0.4, gt=0)
-    pretrain: LMStage = LMStage(epochs=1, lr=5e-3, max_tokens=1_500_000)
-    finetune: LMStage = LMStage(epochs=1, lr=4e-3)
+    pretrain: LMStage = LMStage(epochs=1, lr=1e-2, max_tokens=1_000_000)
+    finetune: LMStage = LMStage(epochs=1, lr=1e-2)
     classifier: ClassifierStage = ClassifierStage()
     ablation: list[Ablation] = Field(["scratch", "pretrained", "no_unfreezing"],
                                      description="extra classifiers for the ablation table")

@@ -215,7 +215,8 @@ def _classifier_data(prep: Path) -> dict[str, tuple[list[np.ndarray], np.ndarray
 
 def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, gradual: bool, history: list,
                      prefix: str) -> tuple[object, dict[str, float]]:
-    """One classifier: ``encoder`` weights (None: from scratch); returns the model and its errors."""
+    """One classifier: ``encoder`` weights (None: from scratch, trained as any network is: every layer
+    at once at one rate, nothing pretrained to protect); returns the model and its errors."""
     from orch_ulmfit.model import Classifier, load_encoder
     from orch_ulmfit.train import evaluate_classifier, fit_classifier
     from orchestrator.device import seed_everything
@@ -225,8 +226,11 @@ def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, grad
     vocab = text.Vocab.load(prep / "vocab.txt")
     classes = json.loads((prep / "facts.json").read_text())["classes"]
     sets = _classifier_data(prep)
-    seed_everything(p.seed)
     c = p.classifier
+    if c.train_docs and c.train_docs < len(sets["train"][0]):
+        keep = np.sort(np.random.default_rng(p.seed).choice(len(sets["train"][0]), c.train_docs, replace=False))
+        sets["train"] = ([sets["train"][0][i] for i in keep], sets["train"][1][keep])
+    seed_everything(p.seed)
     model = Classifier(len(vocab), p.emb_sz, p.n_hid, p.n_layers, len(classes), c.drop_mult)
     if encoder is not None:
         load_encoder(model, encoder, f"{variant} encoder")
@@ -238,7 +242,8 @@ def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, grad
 
     start = time.perf_counter()
     speed = fit_classifier(model, sets["train"], sets["val"], lr=c.lr, wd=c.wd, bs=c.bs, max_len=c.max_len,
-                           clip=p.clip, device=ctx.device, seed=p.seed, gradual=gradual, discriminative=True,
+                           clip=p.clip, device=ctx.device, seed=p.seed, gradual=gradual,
+                           discriminative=encoder is not None,
                            final_epochs=c.final_epochs, on_epoch=on_epoch, progress=_progress(ctx))
     out = {"docs_per_s": speed, "seconds": time.perf_counter() - start}
     probe = (sets["train"][0][: len(sets["val"][0])], sets["train"][1][: len(sets["val"][0])])
@@ -274,7 +279,7 @@ def ablation(ctx: StageContext) -> dict[str, float]:
     rows, out = [], {}
     for variant in p.ablation:
         if variant == "scratch":
-            encoder, gradual = None, True
+            encoder, gradual = None, False
         elif variant == "pretrained":
             encoder, gradual = encoder_state(converted_lm(ctx)[0]), True
         else:

@@ -106,8 +106,10 @@ def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 def tokenize(docs: Sequence[Sequence[str]], processes: int = 2, chunk: int = 2000, progress: bool = False
              ) -> list[list[str]]:
-    """Tokenize documents in ``chunk``-sized pieces across ``processes`` worker processes (order kept)."""
-    parts = list(chunks(docs, chunk))
+    """Tokenize documents in pieces of at most ``chunk`` across ``processes`` worker processes (order
+    kept); pieces are small enough that every process gets several."""
+    size = max(1, min(chunk, -(-len(docs) // (4 * processes))))
+    parts = list(chunks(docs, size))
     if processes <= 1 or len(parts) == 1:
         return [t for part in parts for t in tokenize_docs(part)]
     import multiprocessing as mp
