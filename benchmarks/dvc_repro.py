@@ -1,7 +1,7 @@
 """Wall time of the full default pipeline (`dvc repro` in a fresh clone of HEAD) and of a second,
 no-op `dvc repro`.
 
-    python benchmarks/dvc_repro.py
+    python benchmarks/dvc_repro.py [--keep DIR]
 
 Needs the project installed (`orch` and `dvc` on PATH). Writes benchmarks/results/dvc_repro.json.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+HEADLINE = ["collab.train.val_rmse", "charrnn.train.val_bpc", "rossmann.gbm.gbm_plain.val_mape",
+            "rossmann.gbm.gbm_embeddings.val_mape", "rossmann.train.val_mape", "stylegan.evaluate.val_fid",
+            "stylegan.evaluate.untrained_val_fid", "stylegan.features.floor_fid", "ulmfit.classify.val_error",
+            "ulmfit.ablation.scratch.val_error", "ulmfit.prepare.val_majority_error"]
 
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
@@ -37,13 +42,18 @@ def main() -> None:
         full, log = timed(["dvc", "repro"], clone, env)
         noop, noop_log = timed(["dvc", "repro"], clone, env)
         stages = [line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")]
-        metrics = json.loads((clone / "outputs" / "collab" / "train" / "metrics.json").read_text())
+        metrics = {}
+        for path in sorted((clone / "outputs").glob("*/*/metrics.json")):
+            task, stage = path.parent.parent.name, path.parent.name
+            metrics.update({f"{task}.{stage}.{k}": v for k, v in json.loads(path.read_text()).items()})
+        if len(sys.argv) > 2 and sys.argv[1] == "--keep":  # keep the outputs to look at the reports
+            shutil.copytree(clone / "outputs", Path(sys.argv[2]), dirs_exist_ok=True)
     result = {
         "command": "python benchmarks/dvc_repro.py",
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "full_repro_seconds": round(full, 1), "stages_run": stages,
         "noop_repro_seconds": round(noop, 2), "noop_output": noop_log.strip().splitlines()[-1:],
-        "collab_val_rmse": metrics["val_rmse"],
+        "headline": {k: metrics.get(k) for k in HEADLINE},
     }
     out = HERE / "results" / "dvc_repro.json"
     out.parent.mkdir(exist_ok=True)

@@ -43,7 +43,7 @@ def test_plugins_and_tasks_list_the_builtins(project):
 
 def test_unknown_task_exits_2(project):
     line = one_line_error(orch("run", "nope", cwd=project), 2)
-    assert "unknown task 'nope' (available: charrnn, collab, rossmann)" in line
+    assert "unknown task 'nope' (available: charrnn, collab, rossmann, stylegan, ulmfit)" in line
 
 
 def test_bad_param_exits_2_and_writes_nothing(project):

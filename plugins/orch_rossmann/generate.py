@@ -49,7 +49,7 @@ PROFILE_EFFECTS = 0.05 * np.array([[1.0, -0.5, 0.8], [-0.6, 1.0, 0.4]])
 
 @dataclass(frozen=True)
 class Spec:
-    n_stores: int = 250
+    n_stores: int = 1115
     seed: int = 0
     noise_sigma: float = 0.10  # sd of log sales around their expectation
 

@@ -46,12 +46,12 @@ class Others(Strict):
 
 class RossmannParams(Strict):
     data: str = Field("embedded", description="'embedded' (generated Kaggle files) or a folder of Kaggle's files")
-    n_stores: int = Field(250, ge=12, description="embedded data: number of stores")
+    n_stores: int = Field(1115, ge=12, description="embedded data: number of stores (Kaggle: 1115)")
     noise_sigma: float = Field(0.10, ge=0, le=1, description="embedded data: sd of the log-sales noise")
     data_seed: int = Field(0, description="embedded data: generator seed")
     csv: CsvColumns = CsvColumns()
     valid_weeks: int = Field(6, ge=1, description="validation = the last weeks of train (the test period is 6)")
-    train_rows: int | None = Field(None, gt=0, description="train on a random sample of this many rows before "
+    train_rows: int | None = Field(200_000, gt=0, description="train on a random sample of this many rows before "
                                    "the validation weeks (None: all): sparse data, where embeddings help most")
     train_dev_pct: float = Field(0.05, gt=0, lt=0.5)
     seed: int = 42

@@ -22,9 +22,11 @@ def training_curves(history: pd.DataFrame, metrics: dict, path: Path) -> Path:
     ax_fid.axhline(metrics["floor_fid_dev"], color="tab:green", ls="--", label="real vs real (floor)")
     if "untrained_val_fid" in metrics:
         ax_fid.axhline(metrics["untrained_val_fid"], color="grey", ls=":", label="untrained generator")
-    ax_fid.set_yscale("log")
+    positive = (history["train_dev_fid"] > 0).all() and metrics["floor_fid_dev"] > 0
+    if positive:  # a log scale shows the floor and the curve together; tiny data can give FID <= 0
+        ax_fid.set_yscale("log")
     ax_fid.set_xlabel("thousands of images shown")
-    ax_fid.set_ylabel("FID (log scale)")
+    ax_fid.set_ylabel("FID (log scale)" if positive else "FID")
     ax_fid.set_title("FID during training")
     ax_fid.legend(fontsize=8)
     for ax in (ax_loss, ax_fid):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 
 import numpy as np
@@ -72,7 +73,8 @@ def features(ctx: StageContext) -> dict[str, float]:
 
     def on_epoch(epoch, m):
         if not ctx.quiet:
-            print(f"[stylegan:features] epoch {epoch + 1}  loss={m['loss']:.4f}  acc={m['acc']:.4f}", flush=True)
+            print(f"[stylegan:features] epoch {epoch + 1}  loss={m['loss']:.4f}  acc={m['acc']:.4f}", file=sys.stderr,
+                  flush=True)
 
     net, task = train_feature_net(to_float(xs["train"]), ys["train"], p.feature_epochs, p.seed, ctx.device, on_epoch)
     torch.save(net.state_dict(), ctx.out_dir / "feature_net.pt")
@@ -129,9 +131,12 @@ def _checkpoint_path(ctx: StageContext):
 
 
 def _prepare_stamp(ctx: StageContext) -> str:
-    path = ctx.input_dir("prepare") / "images.npz"
-    st = path.stat()
-    return f"{st.st_size}-{int(st.st_mtime)}"
+    """The training images' content hash: the same data prepared again keeps the same checkpoint."""
+    digest = hashlib.sha1()
+    with open(ctx.input_dir("prepare") / "images.npz", "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def train(ctx: StageContext) -> dict[str, float]:
@@ -156,7 +161,7 @@ def train(ctx: StageContext) -> dict[str, float]:
         trainer.load_state_dict(torch.load(ckpt, map_location=ctx.device, weights_only=False))
         resumed = trainer.epoch
         if not ctx.quiet:
-            print(f"[stylegan:train] resuming from {ckpt} at epoch {resumed}", flush=True)
+            print(f"[stylegan:train] resuming from {ckpt} at epoch {resumed}", file=sys.stderr, flush=True)
     grid_dir = ctx.out_dir / "grids"
     grid_dir.mkdir()
     for row in trainer.history:  # epochs done before an interruption: show them in this run too

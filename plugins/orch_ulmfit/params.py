@@ -27,7 +27,7 @@ class ClassifierStage(Strict):
     train_docs: int | None = Field(3000, gt=0, description="labelled training documents the classifiers see "
                                    "(None: all); the LMs still read every training text, without labels")
     lr: float = Field(2e-2, gt=0, le=1, description="peak LR of the head in the first unfreezing phase (halved per phase)")
-    final_epochs: int = Field(2, ge=1, description="epochs with every layer unfrozen, after one per group")
+    final_epochs: int = Field(4, ge=1, description="epochs with every layer unfrozen, after one per group")
     bs: int = Field(64, gt=0)
     max_len: int = Field(150, ge=8, description="tokens per document the classifier reads")
     wd: float = Field(0.01, ge=0)

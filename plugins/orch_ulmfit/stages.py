@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def corpus(ctx: StageContext) -> dict[str, float]:
                 docs.append(doc)
                 n_tokens += len(doc)
         if not ctx.quiet:
-            print(f"[ulmfit:corpus] {name}: {len(paragraphs):,} paragraphs, {n_tokens:,} tokens so far", flush=True)
+            print(f"[ulmfit:corpus] {name}: {len(paragraphs):,} paragraphs, {n_tokens:,} tokens so far", file=sys.stderr,
+                  flush=True)
     seconds = time.perf_counter() - start
     # interleave the sources' paragraphs (seeded) so a token budget samples all of them
     order = np.random.default_rng(p.seed).permutation(len(docs))
