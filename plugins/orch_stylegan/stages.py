@@ -270,7 +270,7 @@ def _evaluation_md(m: dict, p) -> str:
     lines = ["# StyleGAN evaluation", "",
              f"{p.eval_images} generated images against {p.eval_images} real images per split, in the feature "
              f"space of a classifier trained here on the real training images (validation accuracy "
-             f"{m['feature_val_acc']:.1%}); see the task's docs for why not Inception.", "",
+             f"{m['feature_val_acc']:.1%}); the README's stylegan section says why not Inception.", "",
              "| images | FID vs train | FID vs train-dev | FID vs val | KID vs val |", "|---|---:|---:|---:|---:|"]
     for name, *vals in rows:
         lines.append(f"| {name} | " + " | ".join("" if v is None else f"{v:.4g}" for v in vals) + " |")
