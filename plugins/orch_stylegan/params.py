@@ -50,5 +50,5 @@ class StyleGANParams(BaseModel):
     @classmethod
     def _power_of_two(cls, v: int) -> int:
         if v & (v - 1):
-            raise ValueError(f"must be a power of two (16, 32, 64, ...), got {v}")
+            raise ValueError("must be a power of two (16, 32, 64, ...)")
         return v
