@@ -124,11 +124,17 @@ def load_study(plan: SweepPlan, offset: int = 0):
 
 
 def counted(study) -> list:
-    """Trials that count towards ``--trials``: finished, and not cut short by Ctrl-C."""
+    """Trials that count towards ``--trials``: finished, and not cut short by Ctrl-C. A failure counts
+    only with the reason the objective records; a FAIL without one was interrupted where no handler
+    could mark it (e.g. while Optuna stored the result) and is run again."""
     from optuna.trial import TrialState
 
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False) if t.state in done and not t.user_attrs.get(INTERRUPTED)]
+    def counts(t) -> bool:
+        if t.user_attrs.get(INTERRUPTED):
+            return False
+        return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and "reason" in t.user_attrs)
+
+    return [t for t in study.get_trials(deepcopy=False) if counts(t)]
 
 
 def reclaim_stale(study) -> int:
