@@ -30,6 +30,22 @@ class CommandEnv:
     project: object
     task: object
 
+    def run_artifacts(self, run_id: str):
+        """``download(kind) -> folder`` for a tracked run of this task (``--run ID``)."""
+        found = self.pm.hook.orch_fetch_run(run_id=run_id)
+        if not found:
+            raise UserError(f"--run {run_id}: no tracked run with that id")
+        if found.get("task") != self.task.name:
+            raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not {self.task.name}")
+        return found["download"]
+
+    def pipeline_output(self, stage: str, required: str | None = None) -> Path:
+        """The DVC pipeline's output folder of ``stage``, checked to hold ``required``."""
+        folder = self.project.outputs(self.task.name) / stage
+        if required and not (folder / required).exists():
+            raise UserError(f"{folder / required}: not found; run `dvc repro` or pass --run ID")
+        return folder
+
 
 def _fail(message: str, code: int) -> None:
     click.echo(f"orch: error: {message}", err=True)

@@ -227,7 +227,7 @@ def test_resumed_training_continues_exactly_where_it_stopped(tmp_path):
         random.seed(0)
         trainer = Trainer(tiny_params(), 1, "cpu")
         if resume is not None:
-            trainer.load_state_dict(torch.load(resume, weights_only=False))
+            trainer.load_state_dict(torch.load(resume, weights_only=True))
         trainer.fit(images, epochs, lambda e, m: {}, ckpt, progress=False)
         return trainer
 

@@ -62,16 +62,6 @@ def load(folder: Path):
 @click.pass_obj
 def generate_command(env, run_id, prompt, n_chars, temperature, top_k, seed):
     """Generate text with a trained character model."""
-    if run_id:
-        found = env.pm.hook.orch_fetch_run(run_id=run_id)
-        if not found:
-            raise UserError(f"--run {run_id}: no tracked run with that id")
-        if found.get("task") != "charrnn":
-            raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not charrnn")
-        folder = found["download"]("model")
-    else:
-        folder = env.project.outputs("charrnn") / "train"
-        if not (folder / "model.pt").exists():
-            raise UserError(f"{folder / 'model.pt'}: not found; run `dvc repro` or pass --run ID")
+    folder = env.run_artifacts(run_id)("model") if run_id else env.pipeline_output("train", "model.pt")
     model, vocab = load(folder)
     click.echo(sample(model, vocab, prompt, n_chars, temperature, top_k, seed))

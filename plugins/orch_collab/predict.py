@@ -58,15 +58,6 @@ class Recommender:
         return scored.sort_values("predicted", ascending=False, kind="stable").head(top).reset_index(drop=True)
 
 
-def _from_run(env, run_id: str) -> Recommender:
-    found = env.pm.hook.orch_fetch_run(run_id=run_id)
-    if not found:
-        raise UserError(f"--run {run_id}: no tracked run with that id")
-    if found.get("task") != "collab":
-        raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not collab")
-    return Recommender(found["download"]("model"), found["download"]("data"))
-
-
 @click.command("predict")
 @click.option("--run", "run_id", help="MLflow run id of a collab run (default: the DVC pipeline's model).")
 @click.option("--user", "user_id", type=int, required=True, help="userId to predict for.")
@@ -79,11 +70,9 @@ def _from_run(env, run_id: str) -> Recommender:
 def predict_command(env, run_id, user_id, movie_ids, top, include_rated, as_json):
     """Predict ratings of a trained collab model, or recommend films for a user."""
     if run_id:
-        rec = _from_run(env, run_id)
+        download = env.run_artifacts(run_id)
+        rec = Recommender(download("model"), download("data"))
     else:
-        base = env.project.outputs("collab")
-        if not (base / "train" / "model.pt").exists():
-            raise UserError(f"{base / 'train' / 'model.pt'}: not found; run `dvc repro` or pass --run ID")
-        rec = Recommender(base / "train", base / "prepare")
+        rec = Recommender(env.pipeline_output("train", "model.pt"), env.pipeline_output("prepare"))
     table = rec.predict(user_id, list(movie_ids)) if movie_ids else rec.recommend(user_id, top, include_rated=include_rated)
     click.echo(json.dumps(table.to_dict(orient="records")) if as_json else table.to_string(index=False))

@@ -74,17 +74,7 @@ def generate_command(env, run_id, seeds, psi, cutoff, mix_seed, mix_layers, out_
         raise UserError(f"--out {out_path}: expected a .png file")
     if not out_path.parent.exists():
         raise UserError(f"--out {out_path}: folder {out_path.parent} does not exist")
-    if run_id:
-        found = env.pm.hook.orch_fetch_run(run_id=run_id)
-        if not found:
-            raise UserError(f"--run {run_id}: no tracked run with that id")
-        if found.get("task") != "stylegan":
-            raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not stylegan")
-        folder = found["download"]("model")
-    else:
-        folder = env.project.outputs("stylegan") / "train"
-        if not (folder / "generator.pt").exists():
-            raise UserError(f"{folder / 'generator.pt'}: not found; run `dvc repro` or pass --run ID")
+    folder = env.run_artifacts(run_id)("model") if run_id else env.pipeline_output("train", "generator.pt")
     g, _ = load_generator(folder)
     if cutoff is not None and cutoff > g.n_layers:
         raise UserError(f"--cutoff: this generator has {g.n_layers} style layers, got {cutoff}")

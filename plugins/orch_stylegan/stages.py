@@ -158,7 +158,7 @@ def train(ctx: StageContext) -> dict[str, float]:
     ckpt = _checkpoint_path(ctx) if p.checkpoints else None
     resumed = 0
     if ckpt is not None and ckpt.exists():
-        trainer.load_state_dict(torch.load(ckpt, map_location=ctx.device, weights_only=False))
+        trainer.load_state_dict(torch.load(ckpt, map_location=ctx.device, weights_only=True))
         resumed = trainer.epoch
         if not ctx.quiet:
             print(f"[stylegan:train] resuming from {ckpt} at epoch {resumed}", file=sys.stderr, flush=True)

@@ -60,6 +60,13 @@ def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
     return grad.pow(2).sum(dim=(1, 2, 3)).mean()
 
 
+def _numpy_state() -> tuple:
+    """NumPy's global RNG state with its key array as a tensor, so the checkpoint loads with
+    ``torch.load(weights_only=True)`` (no pickled objects that could run code)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)
+
+
 class Trainer:
     """Holds G, D, the EMA generator and both optimizers; ``state_dict`` is the resumable checkpoint."""
 
@@ -104,7 +111,7 @@ class Trainer:
         return {"g": self.g.state_dict(), "d": self.d.state_dict(), "g_ema": self.g_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
                 "epoch": self.epoch, "images_seen": self.images_seen, "history": self.history,
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
+                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()}}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("g", "d", "g_ema", "opt_g", "opt_d"):
@@ -112,7 +119,8 @@ class Trainer:
         self.step, self.epoch, self.images_seen, self.history = (state["step"], state["epoch"], state["images_seen"],
                                                                  state["history"])
         torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        name, keys, pos, has_gauss, gauss = state["rng"]["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         random.setstate(state["rng"]["python"])
 
     def fit(self, images: torch.Tensor, epochs: int, on_epoch: Callable[[int, dict], None],

@@ -122,7 +122,7 @@ def pretrain(ctx: StageContext) -> dict[str, float]:
     """(a) General-domain language model."""
     import torch
 
-    from orch_ulmfit.model import LanguageModel, encoder_state
+    from orch_ulmfit.model import LanguageModel
     from orch_ulmfit.train import fit_lm
     from orchestrator.device import seed_everything
 

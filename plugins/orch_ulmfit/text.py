@@ -18,6 +18,7 @@ import html
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -139,11 +140,9 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.itos)
 
-    @property
+    @cached_property
     def stoi(self) -> dict[str, int]:
-        if not hasattr(self, "_stoi"):
-            object.__setattr__(self, "_stoi", {w: i for i, w in enumerate(self.itos)})
-        return self._stoi  # type: ignore[attr-defined]
+        return {w: i for i, w in enumerate(self.itos)}
 
     def numericalize(self, tokens: Sequence[str]) -> np.ndarray:
         stoi = self.stoi

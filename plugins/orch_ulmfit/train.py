@@ -22,7 +22,7 @@ class LMLoader:
     stopped (so the model's state carries over). Sequence lengths vary: bptt with probability 0.95,
     else bptt / 2, then drawn from a normal with that mean and std 5 (at least 5)."""
 
-    def __init__(self, ids: np.ndarray, bs: int, bptt: int, seed: int = 0, shuffle_offset: bool = False):
+    def __init__(self, ids: np.ndarray, bs: int, bptt: int, seed: int = 0):
         n = len(ids) // bs
         self.data = torch.from_numpy(np.ascontiguousarray(ids[: n * bs].reshape(bs, n).astype(np.int64)))
         self.bs, self.bptt, self.rng = bs, bptt, np.random.default_rng(seed)
