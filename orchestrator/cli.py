@@ -32,12 +32,7 @@ class CommandEnv:
 
     def run_artifacts(self, run_id: str):
         """``download(kind) -> folder`` for a tracked run of this task (``--run ID``)."""
-        found = self.pm.hook.orch_fetch_run(run_id=run_id)
-        if not found:
-            raise UserError(f"--run {run_id}: no tracked run with that id")
-        if found.get("task") != self.task.name:
-            raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not {self.task.name}")
-        return found["download"]
+        return fetch_run(self.pm, self.task.name, run_id)["download"]
 
     def pipeline_output(self, stage: str, required: str | None = None) -> Path:
         """The DVC pipeline's output folder of ``stage``, checked to hold ``required``."""
@@ -45,6 +40,16 @@ class CommandEnv:
         if required and not (folder / required).exists():
             raise UserError(f"{folder / required}: not found; run `dvc repro` or pass --run ID")
         return folder
+
+
+def fetch_run(pm, task: str, run_id: str) -> dict:
+    """What the trackers know of ``--run ID``, checked to be a run of ``task``."""
+    found = pm.hook.orch_fetch_run(run_id=run_id)
+    if not found:
+        raise UserError(f"--run {run_id}: no tracked run with that id")
+    if found.get("task") != task:
+        raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not {task}")
+    return found
 
 
 def _fail(message: str, code: int) -> None:
@@ -274,12 +279,7 @@ def _run_metrics(pm, project, reg, run_id: str | None) -> dict:
     from orchestrator.context import read_metrics
 
     if run_id:
-        found = pm.hook.orch_fetch_run(run_id=run_id)
-        if not found:
-            raise UserError(f"--run {run_id}: no tracked run with that id")
-        if found.get("task") != reg.task.name:
-            raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not {reg.task.name!r}")
-        return found["metrics"]
+        return fetch_run(pm, reg.task.name, run_id)["metrics"]
     base = project.outputs(reg.task.name)
     names = [s.name for s in reg.task.stages]
     metrics = read_metrics({name: base / name for name in names}, names)
