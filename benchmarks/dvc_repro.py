@@ -1,5 +1,5 @@
-"""Wall time of the full default pipeline (`dvc repro` in a fresh clone of HEAD) and of a second,
-no-op `dvc repro`.
+"""Wall time of the full default pipeline (`dvc repro` in a fresh clone of HEAD), per stage and per
+task, and of a second, no-op `dvc repro`.
 
     python benchmarks/dvc_repro.py [--keep DIR]
 
@@ -34,12 +34,29 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
     return time.perf_counter() - start, out.stdout
 
 
+def repro_with_stage_times(cwd: Path, env: dict) -> tuple[float, str, dict[str, float]]:
+    """`dvc repro`, timing each stage from its "Running stage" line to the next one (or the end)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(["dvc", "repro"], cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines, marks = [], []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Running stage"):
+            marks.append((line.split("'")[1], time.perf_counter()))
+    if proc.wait() != 0:
+        sys.exit("dvc repro failed:\n" + "".join(lines[-40:]))
+    end = time.perf_counter()
+    bounds = [t for _, t in marks[1:]] + [end]
+    return end - start, "".join(lines), {name: round(b - t, 1) for (name, t), b in zip(marks, bounds)}
+
+
 def main() -> None:
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        full, log = timed(["dvc", "repro"], clone, env)
+        full, log, stage_seconds = repro_with_stage_times(clone, env)
         noop, noop_log = timed(["dvc", "repro"], clone, env)
         stages = [line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")]
         metrics = {}
@@ -52,6 +69,9 @@ def main() -> None:
         "command": "python benchmarks/dvc_repro.py",
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "full_repro_seconds": round(full, 1), "stages_run": stages,
+        "task_seconds": {task: round(sum(v for k, v in stage_seconds.items() if k.split("_")[0] == task), 1)
+                         for task in dict.fromkeys(k.split("_")[0] for k in stage_seconds)},
+        "stage_seconds": stage_seconds,
         "noop_repro_seconds": round(noop, 2), "noop_output": noop_log.strip().splitlines()[-1:],
         "headline": {k: metrics.get(k) for k in HEADLINE},
     }

@@ -86,9 +86,22 @@ def test_hidden_state_is_carried_and_detached(arch):
     assert model.carries_state
 
 
-def test_plain_rnn_starts_every_block_afresh_but_stateful_does_not():
-    assert not build("rnn", 11, small()).carries_state
-    assert build("stateful", 11, small()).carries_state
+def test_plain_rnn_restarts_every_block_from_the_context_characters_but_stateful_keeps_history():
+    torch.manual_seed(0)
+    a = torch.randint(1, 11, (2, 30))
+    rnn = build("rnn", 11, small()).eval()
+    k = rnn.window
+    _, state = rnn(a[:, :20], None)
+    assert torch.equal(state, a[:, 20 - k:20])
+    second, _ = rnn(a[:, 20:], state)
+    alone, _ = rnn(a[:, 20 - k:], None)  # only the k characters before the block matter
+    assert torch.allclose(second, alone[:, k:], atol=1e-6)
+
+    stateful = build("stateful", 11, small()).eval()
+    _, h = stateful(a[:, :20], None)
+    second, _ = stateful(a[:, 20:], h)
+    alone, _ = stateful(a[:, 20 - k:], None)
+    assert not torch.allclose(second, alone[:, k:], atol=1e-4)
 
 
 def test_window_models_use_the_previous_block_as_context():

@@ -26,8 +26,8 @@ class LMStage(Strict):
 class ClassifierStage(Strict):
     train_docs: int | None = Field(3000, gt=0, description="labelled training documents the classifiers see "
                                    "(None: all); the LMs still read every training text, without labels")
-    lr: float = Field(2e-2, gt=0, le=1, description="peak LR of the head in the first unfreezing phase (halved per phase)")
-    final_epochs: int = Field(4, ge=1, description="epochs with every layer unfrozen, after one per group")
+    lr: float = Field(0.2, gt=0, le=1, description="peak LR of the head in the first unfreezing phase (halved per phase)")
+    final_epochs: int = Field(6, ge=1, description="epochs with every layer unfrozen, after one per group")
     bs: int = Field(64, gt=0)
     max_len: int = Field(150, ge=8, description="tokens per document the classifier reads")
     wd: float = Field(0.01, ge=0)
@@ -51,7 +51,7 @@ class ULMFiTParams(Strict):
     drop_mult: float = Field(0.2, ge=0, le=2, description="scales all five AWD-LSTM dropouts of the LMs")
     clip: float = Field(0.4, gt=0)
     pretrain: LMStage = LMStage(epochs=1, lr=1e-2, max_tokens=1_000_000)
-    finetune: LMStage = LMStage(epochs=1, lr=1e-2)
+    finetune: LMStage = LMStage(epochs=2, lr=3e-2)
     classifier: ClassifierStage = ClassifierStage()
     ablation: list[Ablation] = Field(["scratch", "pretrained", "no_unfreezing"],
                                      description="extra classifiers for the ablation table")
