@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ANCHOR_ERRORS = {"scratch": 0.0870, "ulmfit": 0.0780, "majority": 0.1875}
 ANCHOR_SECONDS = {"lm": 171, "classifier": 60}
-ANCHOR = ["emb_sz=200", "n_hid=400", "n_layers=2", "max_vocab=30000", "classifier.train_docs=null",
+ANCHOR = ["emb_sz=200", "n_hid=400", "n_layers=2", "max_vocab=30000", "drop_mult=0.3", "classifier.train_docs=null",
           "finetune.epochs=4", "finetune.lr=1e-2", "classifier.lr=5e-2", "classifier.final_epochs=3",
           "ablation=[scratch]"]
 

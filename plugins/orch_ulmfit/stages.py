@@ -355,5 +355,7 @@ def _ablation_md(table: pd.DataFrame, m: dict) -> str:
               f"- target words found in the general vocabulary: {m['vocab_coverage']:.1%}", "",
               "Anchor (fastai 2.8.12 on the same reviews, 80/20 split, AWD-LSTM 200/400/2, no downloaded weights): "
               "from scratch 8.70%, LM fine-tuning + gradual unfreezing 7.80%, majority 18.75%.", "",
+              "Each row is one training run (one seed). On the default data the same classifier varies by about one "
+              "point from seed to seed (`python benchmarks/ulmfit_labels.py`), so smaller differences are noise.", "",
               "![ablation](ablation.png)"]
     return "\n".join(lines) + "\n"
