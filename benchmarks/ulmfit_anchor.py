@@ -62,11 +62,11 @@ def main() -> None:
         "anchor_val_error": ANCHOR_ERRORS,
         "lm": {"pretrain_val_ppl": m["pretrain_val_ppl"], "pretrain_val_acc": m["pretrain_val_acc"],
                "finetune_before_val_ppl": m["finetune_before_val_ppl"], "finetune_val_ppl": m["finetune_val_ppl"],
-               "finetune_val_acc": m["finetune_val_acc"], "vocab_size": m["vocab_size"]},
+               "finetune_val_acc": m["finetune_val_acc"], "vocab_size": int(m["vocab_size"])},
         "seconds_per_epoch": {"pretrain": m["pretrain_epoch_seconds"], "finetune": m["finetune_epoch_seconds"],
                               "classifier": m["epoch_seconds"]},
         "anchor_seconds_per_epoch": ANCHOR_SECONDS,
-        "n_train": m["n_train"], "n_val": m["n_val"],
+        "n_train": int(m["n_train"]), "n_val": int(m["n_val"]),
     }
     (HERE / "results" / "ulmfit_anchor.json").write_text(json.dumps(result, indent=2) + "\n")
     (HERE / "results" / "ulmfit_anchor.md").write_text(markdown(result))
