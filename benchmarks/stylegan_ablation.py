@@ -20,11 +20,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from orch_cli import orch
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = [
@@ -41,20 +42,14 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra key=value params")
     args = parser.parse_args()
     extra = ["checkpoints=false", *args.overrides] + ([f"epochs={args.epochs}"] if args.epochs else [])
-    orch = str(Path(sys.executable).parent / "orch")
     rows = []
     with tempfile.TemporaryDirectory(prefix="stylegan-ablation-") as tmp:
         project = Path(tmp)
         (project / "params.yaml").write_text("{}\n")
         for name, switches in CONFIGS:
             sets = [f"{k}={v}" for k, v in switches.items()] + extra
-            cmd = [orch, "--quiet", "run", "stylegan", "--out", str(project / "work")]
-            for s in sets:
-                cmd += ["--set", s]
             start = time.perf_counter()
-            out = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
-            if out.returncode != 0:
-                sys.exit(f"{name}: orch run failed:\n{out.stderr}")
+            orch(project, ["run", "stylegan", "--out", str(project / "work")], sets, name)
             metrics = {}
             for stage in ("features", "train", "evaluate"):
                 metrics.update(json.loads((project / "work" / stage / "metrics.json").read_text()))

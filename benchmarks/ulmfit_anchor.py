@@ -18,11 +18,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from orch_cli import orch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -38,17 +39,11 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra key=value params")
     args = parser.parse_args()
     sets = ANCHOR + args.overrides
-    orch = str(Path(sys.executable).parent / "orch")
     with tempfile.TemporaryDirectory(prefix="ulmfit-anchor-") as tmp:
         project = Path(tmp)
         shutil.copy(ROOT / "params.yaml", project / "params.yaml")
-        cmd = [orch, "--quiet", "run", "ulmfit", "--out", str(project / "work")]
-        for s in sets:
-            cmd += ["--set", s]
         start = time.perf_counter()
-        out = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"orch run failed:\n{out.stderr[-3000:]}")
+        orch(project, ["run", "ulmfit", "--out", str(project / "work")], sets, "anchor")
         wall = time.perf_counter() - start
         m = {}
         for stage in ("prepare", "corpus", "pretrain", "finetune", "classify", "ablation"):

@@ -20,11 +20,12 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from orch_cli import orch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -41,7 +42,6 @@ def main() -> None:
     missing = [s for s in UPSTREAM if not (args.source / "ulmfit" / s / "metrics.json").exists()]
     if missing:
         sys.exit(f"{args.source}: no ulmfit {', '.join(missing)} outputs; run `dvc repro ulmfit_finetune` first")
-    orch = str(Path(sys.executable).parent / "orch")
     rows = []
     with tempfile.TemporaryDirectory(prefix="ulmfit-labels-") as tmp:
         project = Path(tmp)
@@ -58,12 +58,7 @@ def main() -> None:
                 row = {"docs": int(n_train) if docs == "all" else int(docs), "seed": seed}
                 for variant, stage, extra, prefix in (("ulmfit", "classify", [], ""),
                                                       ("scratch", "ablation", ["ablation=[scratch]"], "scratch.")):
-                    cmd = [orch, "--quiet", "stage", "ulmfit", stage]
-                    for s in sets + extra:
-                        cmd += ["--set", s]
-                    out = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
-                    if out.returncode != 0:
-                        sys.exit(f"{variant}, {docs} docs, seed {seed}: orch stage failed:\n{out.stderr}")
+                    orch(project, ["stage", "ulmfit", stage], sets + extra, f"{variant}, {docs} docs, seed {seed}")
                     m = json.loads((project / "outputs" / "ulmfit" / stage / "metrics.json").read_text())
                     row[f"{variant}_val_error"] = m[f"{prefix}val_error"]
                     row[f"{variant}_train_error"] = m[f"{prefix}train_error"]
