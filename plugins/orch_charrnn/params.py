@@ -25,7 +25,7 @@ class CharRNNParams(BaseModel):
     n_hidden: int = Field(256, gt=0)
     n_layers: int = Field(2, ge=1, le=8, description="layers of lstm / gru")
     dropout: float = Field(0.1, ge=0, lt=1, description="between lstm / gru layers")
-    context: int = Field(8, ge=2, le=64, description="characters seen by charloop")
+    context: int = Field(8, ge=2, le=64, description="characters seen by charloop; the rnn's warm-up before each block")
     bptt: int = Field(64, ge=4, description="sequence length (truncated back-propagation through time)")
     bs: int = Field(32, gt=0, description="batch size: parallel streams of text")
     epochs: int = Field(3, gt=0)
