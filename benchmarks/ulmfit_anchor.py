@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 from orch_cli import orch
+from orch_ulmfit.stages import FASTAI_ANCHOR_ERROR
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ANCHOR_ERRORS = {"scratch": 0.0870, "ulmfit": 0.0780, "majority": 0.1875}
 ANCHOR_SECONDS = {"lm": 171, "classifier": 60}
 ANCHOR = ["emb_sz=200", "n_hid=400", "n_layers=2", "max_vocab=30000", "drop_mult=0.3", "classifier.train_docs=null",
           "finetune.epochs=4", "finetune.lr=1e-2", "classifier.lr=5e-2", "classifier.final_epochs=3",
@@ -54,7 +54,7 @@ def main() -> None:
         "sets": sets, "wall_seconds": round(wall, 1),
         "val_error": {"ulmfit": m["val_error"], "scratch": m["scratch.val_error"], "majority": m["val_majority_error"]},
         "train_error": {"ulmfit": m["train_error"], "scratch": m["scratch.train_error"]},
-        "anchor_val_error": ANCHOR_ERRORS,
+        "anchor_val_error": FASTAI_ANCHOR_ERROR,
         "lm": {"pretrain_val_ppl": m["pretrain_val_ppl"], "pretrain_val_acc": m["pretrain_val_acc"],
                "finetune_before_val_ppl": m["finetune_before_val_ppl"], "finetune_val_ppl": m["finetune_val_ppl"],
                "finetune_val_acc": m["finetune_val_acc"], "vocab_size": int(m["vocab_size"])},
