@@ -48,7 +48,7 @@ torch.manual_seed(seed)
 model = EmbeddingDotBias(r.n_users, r.n_items, 50, (0.0, 5.5))
 t0 = time.perf_counter()
 if mode == "fit":
-    fit(model, train, val, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, on_epoch=lambda e, m: None, progress=False)
+    fit(model, train, val, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, on_epoch=lambda e, m: None)
 else:  # a hand-written loop: the same optimizer, schedule and batches, nothing else
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps = (len(train) + bs - 1) // bs

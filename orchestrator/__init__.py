@@ -1,17 +1,69 @@
 """orch: a pluggy host that runs deep-learning task plugins as DVC stages, sweeps them with Optuna
 and tracks them with MLflow.
 
-Plugins import only what they need from here: ``hookimpl`` to mark hook implementations, and the
-task types from ``orchestrator.task``.
+This module is the whole public API: a plugin imports everything it needs from ``orchestrator``
+(like ``pytest.*``), never from its submodules. Names load on first use, so ``orch --help`` and
+``import orchestrator`` stay fast.
+
+Marking hooks
+    ``hookimpl``            marks a hook implementation (``@hookimpl def orch_register_tasks()``)
+    ``NAME``                "orch": the marker's, the PluginManager's and the entry-point group's name
+
+Declaring a task (returned by ``orch_register_tasks``)
+    ``Task``                name, params model, metric, human baseline, stages, artifacts, space
+    ``Stage``               one step and one DVC stage: fn, params it reads, inputs, tracked
+    ``Artifact``            a file a stage writes that trackers keep (glob, kind, stage)
+    ``HumanBaseline``       human-level error on the task's metric, with its source
+    ``Plot``                a curve of a stage's history for ``dvc plots``
+    ``Params``              base class for a params model: unknown keys are errors
+    ``SPLITS``              ("train", "train_dev", "val"): the metric prefixes every task logs
+
+Inside a stage
+    ``StageContext``        what ``Stage.fn`` receives: params, folders, device, log_epoch,
+                            save_model/load_model, checkpoint/restore, progress, echo, the report
+    ``load_model``, ``load_state``, ``read_config``
+                            read a saved model outside a stage (a command, a notebook)
+    ``UserError``           bad input from the user: one line, exit code 2
+    ``RunFailed``           a run that failed: exit code 1
+    ``pyplot``, ``save_figure``, ``loss_curves``
+                            headless matplotlib and the shared figure helpers
+
+For trackers (lifecycle hooks)
+    ``RunInfo``, ``SweepInfo``, ``OrchConfig``, ``FetchedRun``, ``BestTrial``, ``BiasVarianceReport``
+    ``Pruned``              raised inside a trial that the pruner stopped
 """
 
-import pluggy
+from __future__ import annotations
 
-NAME = "orch"
-"""One name for the hook marker, the PluginManager and the entry-point group."""
+from importlib import import_module
+from typing import Any
+
+from orchestrator.hookspecs import NAME, hookimpl
 
 __version__ = "0.1.0"
 
-hookimpl = pluggy.HookimplMarker(NAME)
+_EXPORTS = {
+    "Task": "task", "Stage": "task", "Artifact": "task", "HumanBaseline": "task", "Plot": "task",
+    "SPLITS": "task", "RunInfo": "task", "SweepInfo": "task", "OrchConfig": "task", "FetchedRun": "task",
+    "BestTrial": "task",
+    "Params": "params",
+    "StageContext": "context",
+    "load_model": "checkpoint", "load_state": "checkpoint", "read_config": "checkpoint",
+    "UserError": "errors", "RunFailed": "errors", "Pruned": "errors",
+    "pyplot": "plots", "save_figure": "plots", "loss_curves": "plots",
+    "BiasVarianceReport": "report",
+}
 
-__all__ = ["NAME", "hookimpl", "__version__"]
+__all__ = ["NAME", "hookimpl", "__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(import_module(f"orchestrator.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

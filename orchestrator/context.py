@@ -1,25 +1,33 @@
-"""StageContext: everything a stage function receives, and its only way to talk to trackers."""
+"""StageContext: everything a stage function receives, and its only way to talk to the host.
+
+The host does the chores here so that a stage reads "build, fit, return metrics": it seeds before
+the stage, keeps the per-epoch history (``log_epoch``; the runner writes ``history.csv``), saves
+and loads models, checkpoints and restores training state, prints progress, and logs the files
+the task declares as artifacts.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from orchestrator.errors import NonFiniteLoss
+from orchestrator import checkpoint
+from orchestrator.errors import ContractError, NonFiniteLoss
 
 if TYPE_CHECKING:
     import pluggy
-    from pydantic import BaseModel
 
     from orchestrator.report import BiasVarianceReport
-    from orchestrator.task import HumanBaseline, RunInfo, Task
+    from orchestrator.task import HumanBaseline, RunInfo, Stage, Task
 
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
 
 
 def read_metrics(dirs: Mapping[str, Path], stages: Iterable[str]) -> dict[str, float]:
@@ -34,24 +42,38 @@ def read_metrics(dirs: Mapping[str, Path], stages: Iterable[str]) -> dict[str, f
 
 @dataclass
 class StageContext:
-    """Passed to ``Stage.fn``. ``out_dir`` is this stage's own folder (a DVC output); earlier
-    stages' folders come from ``input_dir(name)``. ``run`` is None in untracked stages."""
+    """Passed to ``Stage.fn``. ``out_dir`` is this stage's own folder (a DVC output); the folders
+    of the stages it declares as inputs come from ``input_dir(name)``; ``params`` shows only the
+    params it declares. ``run`` is None in untracked stages."""
 
     task: "Task"
-    stage: str
-    params: "BaseModel"
+    spec: "Stage"
+    params: Any
     hook: "pluggy.HookRelay"
     dirs: Mapping[str, Path]
+    scratch: Path
     run: "RunInfo | None" = None
     quiet: bool = False
-    metrics: dict[str, float] = field(default_factory=dict)
+    history: dict[int, dict[str, float]] = field(default_factory=dict)
+    logged: set[Path] = field(default_factory=set)
+
+    @property
+    def stage(self) -> str:
+        return self.spec.name
+
+    @property
+    def where(self) -> str:
+        return f"{self.task.name}.{self.stage}"
 
     @property
     def out_dir(self) -> Path:
         return self.dirs[self.stage]
 
     def input_dir(self, stage: str) -> Path:
-        """The output folder of an earlier stage of this task."""
+        """The output folder of an earlier stage this one declares in ``inputs``."""
+        if stage not in self.spec.inputs:
+            raise ContractError(f"stage {self.where} reads the output of {stage!r}, which it does not declare "
+                                f"(its inputs: {', '.join(self.spec.inputs) or 'none'})")
         return self.dirs[stage]
 
     @cached_property
@@ -60,29 +82,114 @@ class StageContext:
 
         return pick_device()
 
+    def reseed(self) -> None:
+        """Seed every RNG from the task's seed again (the host did it before the stage): for a
+        stage that trains several models and wants each to start as if alone."""
+        from orchestrator.device import seed_everything
+
+        seed_everything(self.params.seed)
+
+    # -- progress ---------------------------------------------------------------------------------
+
+    def echo(self, message: str) -> None:
+        """A status line on stderr, prefixed with the task and stage (silent with ``--quiet``)."""
+        if not self.quiet:
+            print(f"[{self.where}] {message}", file=sys.stderr, flush=True)
+
+    def progress(self, iterable: Iterable, desc: str = "", total: int | None = None) -> Iterable:
+        """A progress bar over ``iterable`` on stderr (none with ``--quiet`` or off a terminal)."""
+        if self.quiet:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, total=total, leave=False, disable=None, mininterval=1.0)
+
+    # -- metrics ----------------------------------------------------------------------------------
+
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        """Report one epoch's metrics (step = epoch). Raises NonFiniteLoss on a NaN/inf loss."""
+        """Report one epoch's metrics (step = epoch): trackers get them now, ``history.csv`` at the
+        stage's end (one row per epoch, merged when several calls name the same epoch). Raises
+        NonFiniteLoss on a NaN/inf loss."""
         metrics = {k: float(v) for k, v in metrics.items()}
+        self.history.setdefault(epoch, {}).update(metrics)
         if not self.quiet:
             shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
             trial = f" trial {self.run.trial}" if self.run is not None and self.run.trial is not None else ""
-            print(f"[{self.task.name}:{self.stage}{trial}] epoch {epoch + 1}  {shown}", file=sys.stderr, flush=True)
+            print(f"[{self.where}{trial}] epoch {epoch + 1}  {shown}", file=sys.stderr, flush=True)
         if self.run is not None:
             self.hook.orch_epoch_end(run=self.run, epoch=epoch, metrics=metrics)
         bad = [k for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(v)]
         if bad:
             raise NonFiniteLoss(f"{bad[0]} is {metrics[bad[0]]} at epoch {epoch + 1}")
 
-    def log_artifact(self, path: Path, kind: str) -> Path:
-        """Hand a file to the trackers (model, plot, table, text, image, report, data)."""
-        if self.run is not None:
-            self.hook.orch_artifact(run=self.run, path=Path(path), kind=kind)
-        return Path(path)
-
     def upstream_metrics(self) -> dict[str, float]:
-        """Metrics of every earlier stage of this task, read from their metrics.json."""
-        names = [s.name for s in self.task.stages]
-        return {**read_metrics(self.dirs, names[: names.index(self.stage)]), **self.metrics}
+        """Metrics of the stages this one declares as inputs, read from their metrics.json."""
+        order = [s.name for s in self.task.stages if s.name in self.spec.inputs]
+        return read_metrics({s: self.input_dir(s) for s in order}, order)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def log_artifact(self, path: Path, kind: str) -> Path:
+        """Hand a file to the trackers now. Files the task declares in ``Task.artifacts`` are logged
+        by the host when the stage ends; this is for anything else."""
+        path = Path(path)
+        if self.run is not None and path not in self.logged:
+            self.hook.orch_artifact(run=self.run, path=path, kind=kind)
+        self.logged.add(path)
+        return path
+
+    def save_model(self, name: str, model: Any, config: dict | None = None) -> None:
+        """``out_dir/name.pt`` (state_dict) and ``name.json`` (what rebuilds it), logged as a model."""
+        for path in checkpoint.save_model(self.out_dir, name, model, config):
+            self.log_artifact(path, "model")
+
+    def load_model(self, stage: str, name: str, build: Callable[[dict], Any]) -> Any:
+        """The model ``name`` saved by input ``stage``: ``build(config)`` with its weights, in eval mode."""
+        return checkpoint.load_model(self.input_dir(stage), name, build)
+
+    def load_state(self, stage: str, name: str) -> dict:
+        """The state dict ``name`` saved by input ``stage`` (weights only, on the CPU)."""
+        return checkpoint.load_state(self.input_dir(stage), name)
+
+    # -- resumable training -----------------------------------------------------------------------
+
+    @cached_property
+    def checkpoint_path(self) -> Path:
+        """Keyed by the task, the stage, its declared params (but those in ``checkpoint_ignores``)
+        and its inputs' contents: the same training started again finds its checkpoint."""
+        keep = tuple(k for k in self._declared if k not in self.spec.checkpoint_ignores)
+        from orchestrator.stage_params import restrict
+
+        plain = restrict(self.params._model.model_dump(mode="json"), keep)
+        digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode())
+        for stage in self.spec.inputs:
+            for path in sorted(p for p in self.dirs[stage].rglob("*") if p.is_file()):
+                digest.update(str(path.relative_to(self.dirs[stage])).encode())
+                with open(path, "rb") as f:
+                    while block := f.read(1 << 20):
+                        digest.update(block)
+        return self.scratch / "checkpoints" / self.task.name / f"{self.stage}-{digest.hexdigest()[:12]}.pt"
+
+    @property
+    def _declared(self) -> tuple[str, ...]:
+        return self.params._declared
+
+    def checkpoint(self, state: dict) -> None:
+        """Save training state (weights, optimizer, epoch...) with every RNG state, atomically."""
+        checkpoint.write_atomic({"state": state, "rng": checkpoint.rng_states(),
+                                 "history": self.history}, self.checkpoint_path)
+
+    def restore(self) -> dict | None:
+        """The last checkpoint's state (RNG states and history restored), or None to start afresh."""
+        saved = checkpoint.read_checkpoint(self.checkpoint_path)
+        if saved is None:
+            return None
+        checkpoint.set_rng_states(saved["rng"])
+        self.history = {int(k): dict(v) for k, v in saved["history"].items()}
+        self.echo(f"resuming from {self.checkpoint_path}")
+        return saved["state"]
+
+    # -- the report -------------------------------------------------------------------------------
 
     def bias_variance_report(
         self, metrics: Mapping[str, float] | None = None, human: "HumanBaseline | None" = None
@@ -101,6 +208,7 @@ class StageContext:
         files = report.write(built, self.out_dir)
         (self.out_dir / "report.json").write_text(json.dumps(built.as_dict(), indent=2))
         files.append(self.out_dir / "report.json")
+        self.logged.update(files)
         if self.run is not None:
             self.hook.orch_report_built(run=self.run, report=built, files=files)
         return built

@@ -15,3 +15,7 @@ class Pruned(Exception):
 
 class NonFiniteLoss(RunFailed):
     """The training loss became NaN or infinite."""
+
+
+class ContractError(RunFailed):
+    """A plugin broke the stage contract (read an undeclared param or input): a bug in the plugin."""

@@ -12,13 +12,16 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pluggy
 
-from orchestrator import NAME
+NAME = "orch"
+"""One name for the hook marker, the PluginManager and the entry-point group."""
+
+hookspec = pluggy.HookspecMarker(NAME)
+hookimpl = pluggy.HookimplMarker(NAME)
 
 if TYPE_CHECKING:
     from orchestrator.report import BiasVarianceReport
     from orchestrator.task import OrchConfig, RunInfo, SweepInfo, Task
 
-hookspec = pluggy.HookspecMarker(NAME)
 
 
 # -- set-up ---------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import Any
 
 import pluggy
 
-from orchestrator import NAME, hookspecs
+from orchestrator import hookspecs
+from orchestrator.hookspecs import NAME
 
 DISABLE_ENV = "ORCH_DISABLE_PLUGINS"
 TRACE_ENV = "ORCH_TRACE_PLUGINS"
@@ -40,6 +41,7 @@ class OrchPluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(NAME)
         self.statuses: dict[str, PluginStatus] = {}
+        self.task_cache: tuple[tuple, dict] | None = None  # see registry.load_tasks
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)

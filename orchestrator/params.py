@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.errors import UserError
 from orchestrator.task import Task
 
 SWEEP_KEY = "sweep"
+
+
+class Params(BaseModel):
+    """Base of a task's params model: an unknown or misspelled key is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

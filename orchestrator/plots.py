@@ -19,7 +19,7 @@ def pyplot() -> Any:
     return plt
 
 
-def save(fig: Any, path: Path, dpi: int = 100) -> Path:
+def save_figure(fig: Any, path: Path, dpi: int = 100) -> Path:
     """Tight layout, write the PNG, free the figure."""
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
@@ -27,14 +27,14 @@ def save(fig: Any, path: Path, dpi: int = 100) -> Path:
     return path
 
 
-def loss_curves(history: "pd.DataFrame", path: Path, title: str) -> Path:
-    """train/val loss against epoch (1-based), one line per ``*_loss`` column."""
+def loss_curves(history: "pd.DataFrame", path: Path, title: str, columns: list[str] | None = None) -> Path:
+    """train/val loss against epoch (1-based), one line per ``*_loss`` column (or per ``columns``)."""
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for column in [c for c in history.columns if c.endswith("_loss")]:
+    for column in columns or [c for c in history.columns if c.endswith("_loss")]:
         ax.plot(history["epoch"] + 1, history[column], marker="o", label=column)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
@@ -43,4 +43,4 @@ def loss_curves(history: "pd.DataFrame", path: Path, title: str) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
-    return save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)

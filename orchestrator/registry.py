@@ -1,4 +1,5 @@
-"""The task registry: every task that plugins return from ``orch_register_tasks``."""
+"""The task registry: every task that plugins return from ``orch_register_tasks``, checked
+against the stage contract (a task that breaks it is reported as its plugin's error and skipped)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,20 @@ class RegisteredTask:
 
 
 def load_tasks(pm: OrchPluginManager) -> dict[str, RegisteredTask]:
-    """Ask each plugin for its tasks; a plugin whose hook raises is reported and skipped."""
+    """Ask each plugin for its tasks (one traced hook call per plugin, cached per set of plugins);
+    a plugin whose hook raises or returns a broken task is reported and skipped."""
+    key = tuple(id(p) for p in pm.get_plugins())
+    if pm.task_cache is not None and pm.task_cache[0] == key:
+        return pm.task_cache[1]
     tasks: dict[str, RegisteredTask] = {}
     for impl in pm.hook.orch_register_tasks.get_hookimpls():
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
         try:
-            returned = list(impl.function() or [])
-            bad = [t for t in returned if not isinstance(t, Task)]
-            if bad:
-                raise TypeError(f"orch_register_tasks returned {type(bad[0]).__name__}, not Task")
+            returned = [t for answer in pm.subset_hook_caller("orch_register_tasks", others)() for t in answer or []]
+            for task in returned:
+                problem = task_problem(task)
+                if problem:
+                    raise TypeError(problem)
         except Exception as exc:  # a broken plugin must not take the host down
             status = pm.statuses.setdefault(impl.plugin_name, PluginStatus(impl.plugin_name, "?", "?", ""))
             status.status = f"error: orch_register_tasks: {type(exc).__name__}: {exc}"
@@ -37,7 +44,42 @@ def load_tasks(pm: OrchPluginManager) -> dict[str, RegisteredTask]:
                     f"task {task.name!r} is registered by two plugins: {other!r} and {impl.plugin_name!r}"
                 )
             tasks[task.name] = RegisteredTask(task, impl.plugin_name, version)
-    return dict(sorted(tasks.items()))
+    result = dict(sorted(tasks.items()))
+    pm.task_cache = (key, result)
+    return result
+
+
+def task_problem(task: object) -> str | None:
+    """What is wrong with a registered task, in one line, or None."""
+    if not isinstance(task, Task):
+        return f"orch_register_tasks returned {type(task).__name__}, not Task"
+    if not isinstance(task.name, str) or not task.name.isidentifier():
+        return f"task name {task.name!r} must be an identifier"
+    seen: list[str] = []
+    for stage in task.stages:
+        where = f"task {task.name!r}, stage {stage.name!r}"
+        if stage.name in seen:
+            return f"{where}: two stages with that name"
+        for name in stage.inputs:
+            if name not in seen:
+                return f"{where}: input {name!r} is not an earlier stage (earlier: {', '.join(seen) or 'none'})"
+        for key in stage.params:
+            if not _has_field(task.params_model, key):
+                return f"{where}: param {key!r} is not a field of {task.params_model.__name__}"
+        seen.append(stage.name)
+    for art in task.artifacts:
+        if art.stage not in seen:
+            return f"task {task.name!r}: artifact {art.name!r} names no stage ({art.stage!r})"
+    return None
+
+
+def _has_field(model: type, key: str) -> bool:
+    for part in key.split("."):
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return False
+        model = fields[part].annotation
+    return True
 
 
 def get_task(pm: OrchPluginManager, name: str) -> RegisteredTask:

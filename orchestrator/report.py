@@ -172,7 +172,7 @@ def to_html(r: BiasVarianceReport, chart: str | None = None) -> str:
 
 def plot(r: BiasVarianceReport, path: Path) -> Path:
     """Bars of the four errors beside bars of the three gaps."""
-    from orchestrator.plots import pyplot, save
+    from orchestrator.plots import pyplot, save_figure
 
     plt = pyplot()
 
@@ -195,7 +195,7 @@ def plot(r: BiasVarianceReport, path: Path) -> Path:
         lo, hi = ax.get_ylim()
         ax.set_ylim(min(lo, 0), hi * 1.12 if hi > 0 else hi)
     fig.suptitle(f"{r.task}: bias/variance against human level ({r.human_error:.3f})")
-    return save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
 def write(r: BiasVarianceReport, out_dir: Path) -> list[Path]:

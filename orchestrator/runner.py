@@ -9,6 +9,7 @@ A stage that fails leaves no output folder behind and its run marked failed.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -19,11 +20,13 @@ from typing import Mapping, Sequence
 
 from pydantic import BaseModel
 
-from orchestrator.context import METRICS_FILE, StageContext
+from orchestrator.context import HISTORY_FILE, METRICS_FILE, StageContext
+from orchestrator.device import seed_everything
 from orchestrator.errors import UserError
 from orchestrator.manager import OrchPluginManager
 from orchestrator.params import flatten, params_hash
 from orchestrator.registry import RegisteredTask
+from orchestrator.stage_params import StageParams, declared_keys
 from orchestrator.task import RunInfo, Stage, SweepInfo
 
 RUN_FILE = "run.json"
@@ -54,6 +57,11 @@ class Project:
 
     def outputs(self, task: str) -> Path:
         return self.root / "outputs" / task
+
+    @property
+    def scratch(self) -> Path:
+        """Work folders, sweep setup and checkpoints: not pipeline outputs, not in git."""
+        return self.root / ".orch"
 
 
 def git_commit(root: Path) -> str:
@@ -110,6 +118,7 @@ def run_stages(
     dirs: Mapping[str, Path],
     run: RunInfo | None,
     *,
+    scratch: Path,
     quiet: bool = False,
     carried: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
@@ -120,8 +129,11 @@ def run_stages(
         pm.hook.orch_run_start(run=run)
     try:
         for stage in stages:
-            ctx = StageContext(reg.task, stage.name, params, pm.hook, dirs, run, quiet, metrics)
-            metrics.update(_run_one(stage, ctx))
+            view = StageParams(params, declared_keys(stage.params, type(params)), f"{reg.task.name}.{stage.name}")
+            ctx = StageContext(reg.task, stage, view, pm.hook, dirs, scratch, run, quiet)
+            if run is not None and stage.tracked:  # the files of the untracked stages before it
+                log_declared(ctx, reg.task.stages[: tracked_index(reg)])
+            metrics.update(_run_one(stage, ctx, params))
     except BaseException as exc:
         if run is not None:
             pm.hook.orch_run_error(run=run, error=exc)
@@ -131,20 +143,48 @@ def run_stages(
     return metrics
 
 
-def _run_one(stage: Stage, ctx: StageContext) -> dict[str, float]:
+def _run_one(stage: Stage, ctx: StageContext, params: BaseModel) -> dict[str, float]:
     out = ctx.out_dir
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     try:
+        if "seed" in type(params).model_fields:
+            seed_everything(params.seed)
         result = {k: float(v) for k, v in (stage.fn(ctx) or {}).items()}
-        if result:
-            (out / METRICS_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        (out / METRICS_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        write_history(ctx.history, out / HISTORY_FILE)
         if ctx.run is not None and stage.tracked:
             (out / RUN_FILE).write_text(json.dumps({"name": ctx.run.name, "tracking": ctx.run.tracking}))
+        log_declared(ctx, [stage])
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written
         raise
     return result
+
+
+def write_history(history: Mapping[int, Mapping[str, float]], path: Path) -> None:
+    """One row per epoch, columns in the order they first appeared; nothing when no epoch was logged."""
+    if not history:
+        return
+    columns = list(dict.fromkeys(k for row in history.values() for k in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", *columns])
+        for epoch in sorted(history):
+            writer.writerow([epoch, *(history[epoch].get(c, "") for c in columns)])
+
+
+def log_declared(ctx: StageContext, stages: Sequence[Stage]) -> None:
+    """Hand the trackers every file of ``stages`` that ``Task.artifacts`` declares, with its kind."""
+    if ctx.run is None:
+        return
+    if any(s is ctx.spec for s in stages) and (ctx.out_dir / HISTORY_FILE).exists():
+        ctx.log_artifact(ctx.out_dir / HISTORY_FILE, "table")
+    for art in ctx.task.artifacts:
+        for stage in stages:
+            if art.stage == stage.name:
+                for path in sorted(ctx.dirs[stage.name].glob(art.name)):
+                    ctx.log_artifact(path, art.kind)
 
 
 def tracked_index(reg: RegisteredTask) -> int:
@@ -169,9 +209,10 @@ def run_task(
     stages = reg.task.stages
     first = tracked_index(reg)
     dirs = {s.name: workdir / s.name for s in stages}
-    prepared = run_stages(pm, reg, params, stages[:first], dirs, None, quiet=quiet)
+    prepared = run_stages(pm, reg, params, stages[:first], dirs, None, scratch=project.scratch, quiet=quiet)
     run = make_run_info(reg, params, project, mode="run")
-    return run, run_stages(pm, reg, params, stages[first:], dirs, run, quiet=quiet, carried=prepared)
+    return run, run_stages(pm, reg, params, stages[first:], dirs, run, scratch=project.scratch, quiet=quiet,
+                           carried=prepared)
 
 
 def run_dvc_stage(
@@ -199,4 +240,4 @@ def run_dvc_stage(
                 raise UserError(f"{ref}: not found; run stage {task.stages[first].name!r} first")
             saved = json.loads(ref.read_text())
             run.name, run.resume = saved["name"], dict(saved["tracking"])
-    return run_stages(pm, reg, params, [stage], dirs, run, quiet=quiet)
+    return run_stages(pm, reg, params, [stage], dirs, run, scratch=project.scratch, quiet=quiet)

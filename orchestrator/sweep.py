@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import yaml
 from pydantic import BaseModel
 
-from orchestrator import hookimpl
+from orchestrator.hookspecs import hookimpl
 from orchestrator.errors import Pruned, UserError
 from orchestrator.manager import OrchPluginManager, get_plugin_manager
 from orchestrator.params import flatten, params_hash, validate
@@ -192,7 +192,7 @@ def make_objective(plan: SweepPlan, pm: OrchPluginManager, reg: RegisteredTask, 
         pm.hook.orch_trial_start(sweep=plan.info, trial=trial.number, params=values)
         state, value = "FAIL", None
         try:
-            metrics = run_stages(pm, reg, params, trial_stages, dirs, run, quiet=plan.quiet)
+            metrics = run_stages(pm, reg, params, trial_stages, dirs, run, scratch=project.scratch, quiet=plan.quiet)
             value = metrics.get(plan.metric)
             if value is None or not math.isfinite(value):
                 raise ValueError(f"objective {plan.metric} is {value} (metrics: {', '.join(metrics)})")
@@ -341,7 +341,7 @@ def run_sweep(
     plan.setup_dirs = {s.name: setup_root / s.name for s in setup}
     base = validate(reg.task.params_model, plan.params, reg.task.name, "params")
     if setup:
-        run_stages(pm, reg, base, setup, plan.setup_dirs, None, quiet=plan.quiet)
+        run_stages(pm, reg, base, setup, plan.setup_dirs, None, scratch=project.scratch, quiet=plan.quiet)
 
     pm.hook.orch_sweep_start(sweep=plan.info)
     done = len(counted(study))

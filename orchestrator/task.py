@@ -29,27 +29,45 @@ class HumanBaseline:
 
 
 @dataclass(frozen=True)
+class Plot:
+    """A curve of a stage's ``history.csv`` for ``dvc plots show`` (columns of ``log_epoch``)."""
+
+    y: tuple[str, ...]
+    x: str = "epoch"
+    title: str = ""
+    y_label: str = ""
+
+
+@dataclass(frozen=True)
 class Stage:
     """One step of a task and one DVC stage: ``orch stage TASK NAME`` runs it.
 
     ``fn`` receives a StageContext and returns metrics (or None). ``params`` lists the param keys
-    the stage reads (they are the stage's ``params:`` in dvc.yaml and its cache key). A ``tracked``
-    stage opens a tracked run; later stages of the same pipeline log into that run.
+    the stage reads, relative to the task (``lr``, ``gbm``, ``gbm.learning_rate``): they are the
+    stage's ``params:`` in dvc.yaml and all that ``ctx.params`` shows it. ``inputs`` names the
+    earlier stages whose outputs it reads (``ctx.input_dir``). A ``tracked`` stage opens a tracked
+    run; later stages of the same pipeline log into that run. ``plot`` draws its history in DVC.
     """
 
     name: str
     fn: Callable[["StageContext"], Mapping[str, float] | None]
     params: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
     tracked: bool = False
     description: str = ""
+    plot: Plot | None = None
+    checkpoint_ignores: tuple[str, ...] = ()  # params that may change without voiding a checkpoint (epochs)
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """An artifact the task promises, listed by ``orch tasks``."""
+    """A file the task promises: ``name`` is a glob in ``stage``'s folder (``model.pt``,
+    ``samples/epoch_*.txt``). The host logs every match with its kind when the stage ends (files
+    of untracked stages when the tracked run starts); ``orch tasks -v`` lists them."""
 
     name: str
     kind: ArtifactKind
+    stage: str
     description: str = ""
 
 
@@ -130,4 +148,27 @@ class RunInfo:
     sweep: SweepInfo | None = None
     trial: int | None = None
     resume: dict[str, str] = field(default_factory=dict)
+    tracking: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FetchedRun:
+    """A tracked run as ``orch_fetch_run`` returns it. ``download(kind)`` brings the run's
+    artifacts of one kind (``model``, ``data``...) into a local folder and returns that folder."""
+
+    task: str | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    download: Callable[[str], Path]
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    """The best feasible trial of a sweep, as ``orch_sweep_end`` receives it."""
+
+    number: int
+    value: float
+    params: dict[str, Any]
+    metrics: dict[str, float]
     tracking: dict[str, str] = field(default_factory=dict)

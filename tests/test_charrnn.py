@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from orch_charrnn import data, reference
-from orch_charrnn.generate import sample
+from orch_charrnn.model import sample
 from orch_charrnn.model import build
 from orch_charrnn.params import CharRNNParams
 from orch_charrnn.train import evaluate, fit
@@ -120,7 +120,7 @@ def test_training_beats_the_unigram_model():
     model = build("lstm", len(vocab), small())
     seen = []
     fit(model, ids, ids, epochs=8, bs=4, bptt=16, lr=1e-2, clip=1.0, device="cpu",
-        on_epoch=lambda e, m: seen.append(m), progress=False)
+        on_epoch=lambda e, m: seen.append(m))
     nll, acc = evaluate(model, ids, 4, 16, "cpu")
     assert nll / math.log(2) < reference.unigram_bpc(ids, ids, len(vocab)) - 1.0
     assert seen[-1]["val_bpc"] < seen[0]["val_bpc"] and acc > 0.5

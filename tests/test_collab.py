@@ -9,7 +9,9 @@ import torch
 
 from orch_collab import data
 from orch_collab.model import EmbeddingDotBias
-from orch_collab.stages import load_model
+from orch_collab.model import build
+from orchestrator import load_model
+from orchestrator.checkpoint import save_model
 from orchestrator.errors import UserError
 
 
@@ -81,12 +83,9 @@ def test_predictions_stay_inside_y_range():
 
 
 def test_weights_round_trip_with_weights_only(tmp_path):
-    import json
-
     model = EmbeddingDotBias(5, 7, 4, (0.5, 5.0))
-    torch.save(model.state_dict(), tmp_path / "model.pt")
-    (tmp_path / "model.json").write_text(json.dumps({"n_users": 5, "n_items": 7, "n_factors": 4, "y_range": [0.5, 5.0]}))
-    loaded = load_model(tmp_path)
+    save_model(tmp_path, "model", model, {"n_users": 5, "n_items": 7, "n_factors": 4, "y_range": [0.5, 5.0]})
+    loaded = load_model(tmp_path, "model", build)
     users, items = torch.arange(5), torch.arange(5)
     assert torch.allclose(loaded(users, items), model.eval()(users, items))
     assert not loaded.training
@@ -104,7 +103,7 @@ def test_training_learns_the_tiny_data(movielens):
     model = EmbeddingDotBias(ratings.n_users, ratings.n_items, 8, (0.0, 5.5))
     seen = []
     fit(model, t(f), t(f), epochs=30, bs=32, lr=0.05, wd=0.0, seed=0,
-        on_epoch=lambda e, m: seen.append(m["val_loss"]), progress=False)
+        on_epoch=lambda e, m: seen.append(m["val_loss"]), )
     baseline = float(((f["rating"] - f["rating"].mean()) ** 2).mean())
     assert seen[-1] < 0.5 * baseline
     assert seen[-1] < seen[0]

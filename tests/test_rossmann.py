@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from orch_rossmann import generate, prepare
+from orch_rossmann import data as prepare, synth as generate
 from orch_rossmann.model import EntityEmbeddingNet
 from orch_rossmann.tabular import Encoder, embedding_size, mape, rmspe, time_split
 from orchestrator.errors import UserError

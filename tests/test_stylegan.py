@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from orch_stylegan import data
-from orch_stylegan.generate import parse_seeds, render
+from orch_stylegan.commands import parse_seeds, render
 from orch_stylegan.metrics import fid, kid
 from orch_stylegan.model import AdaIN, Discriminator, Generator, layer_groups
 from orch_stylegan.params import StyleGANParams
 from orch_stylegan.train import Trainer, ema_update
+from orchestrator.checkpoint import read_checkpoint, rng_states, set_rng_states, write_atomic
 from orchestrator.errors import UserError
 
 
@@ -226,9 +227,12 @@ def test_resumed_training_continues_exactly_where_it_stopped(tmp_path):
         import random
         random.seed(0)
         trainer = Trainer(tiny_params(), 1, "cpu")
-        if resume is not None:
-            trainer.load_state_dict(torch.load(resume, weights_only=True))
-        trainer.fit(images, epochs, lambda e, m: {}, ckpt, progress=False)
+        if resume is not None:  # what ctx.restore does: RNG states first, then the trainer's state
+            saved = read_checkpoint(resume)
+            set_rng_states(saved["rng"])
+            trainer.load_state_dict(saved["state"])
+        save = None if ckpt is None else (lambda state: write_atomic({"state": state, "rng": rng_states()}, ckpt))
+        trainer.fit(images, epochs, lambda e, m: {}, save)
         return trainer
 
     straight = run(2)

@@ -4,7 +4,7 @@ fast.ai lesson's progression as a task plugin, registered through the ``orch`` e
 from __future__ import annotations
 
 from orchestrator import hookimpl
-from orchestrator.task import Artifact, HumanBaseline, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
 
 HUMAN = HumanBaseline(
     error=1.3,
@@ -19,13 +19,11 @@ HUMAN = HumanBaseline(
 
 def build_task() -> Task:
     from orch_charrnn import stages
-    from orch_charrnn.generate import generate_command
+    from orch_charrnn.commands import generate_command
     from orch_charrnn.params import CharRNNParams
 
-    prep = tuple(f"charrnn.{k}" for k in ("data", "max_chars", "valid_pct", "train_dev_pct", "block", "seed"))
-    train = tuple(f"charrnn.{k}" for k in ("seed", "arch", "compare", "n_fac", "n_hidden", "n_layers", "dropout",
-                                          "context", "bptt", "bs", "epochs", "lr", "clip", "temperature",
-                                          "sample_chars"))
+    training = ("arch", "compare", "n_fac", "n_hidden", "n_layers", "dropout", "context", "bptt", "bs", "epochs", "lr",
+                "clip", "temperature", "sample_chars")
     return Task(
         name="charrnn",
         description="Character-level language models (char3 -> charloop -> RNN -> stateful -> LSTM/GRU), text generation",
@@ -33,17 +31,22 @@ def build_task() -> Task:
         metric="bpc",
         human=HUMAN,
         stages=(
-            Stage("prepare", stages.prepare, prep, description="read text, vocabulary, splits, reference bpc"),
-            Stage("train", stages.train, train, tracked=True, description="train every architecture in compare"),
-            Stage("report", stages.report, (), description="progression table and chart, samples, bias/variance"),
+            Stage("prepare", stages.prepare, ("data", "max_chars", "valid_pct", "train_dev_pct", "block", "bs"),
+                  description="read text, vocabulary, splits, reference bpc"),
+            Stage("train", stages.train, training, inputs=("prepare",), tracked=True,
+                  description="train every architecture in compare",
+                  plot=Plot(("train_loss", "val_loss"), title="charrnn: loss per epoch", y_label="nats per character")),
+            Stage("report", stages.report, ("arch",), inputs=("prepare", "train"),
+                  description="progression table and chart, samples, bias/variance"),
         ),
         artifacts=(
-            Artifact("model.pt", "model", "state_dict of the run's model (with model.json and vocab.json)"),
-            Artifact("samples/epoch_NN.txt", "text", "a sample at the end of every epoch"),
-            Artifact("comparison.csv", "table", "every architecture's figures"),
-            Artifact("comparison.png", "plot", "validation bits per character against unigram, bigram, xz, bz2"),
-            Artifact("samples.md", "text", "samples at temperatures 0.5, 0.8 and 1.0"),
-            Artifact("report.md", "report", "bias/variance report"),
+            Artifact("model.*", "model", "train", "the run's model: state_dict and config (orchestrator.load_model)"),
+            Artifact("vocab.json", "model", "train", "the characters, in id order"),
+            Artifact("samples/epoch_*.txt", "text", "train", "a sample at the end of every epoch"),
+            Artifact("comparison.csv", "table", "train", "every architecture's figures"),
+            Artifact("*.png", "plot", "report", "comparison.png (bpc against unigram, bigram, xz, bz2), loss_curves.png"),
+            Artifact("comparison.md", "report", "report", "the progression table"),
+            Artifact("samples.md", "text", "report", "samples at temperatures 0.5, 0.8 and 1.0"),
         ),
         space={
             "lr": {"low": 3e-4, "high": 1e-2, "scale": "log"},

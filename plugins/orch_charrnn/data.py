@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from orchestrator.errors import UserError
+from orchestrator import UserError
 
 EMBEDDED = "embedded"
 CORPUS = Path(__file__).parent / "corpus" / "shakespeare.txt.xz"

@@ -17,9 +17,14 @@ state instead, which holds the whole history.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from orch_charrnn.data import PAD, Vocab
+from orchestrator import UserError
 
 
 class WindowModel(nn.Module):
@@ -110,6 +115,9 @@ def detach(state):
     return state.detach()
 
 
+MODEL_KEYS = ("n_fac", "n_hidden", "context", "n_layers", "dropout")
+
+
 def build(arch: str, vocab: int, p) -> nn.Module:
     if arch == "char3":
         return Char3(vocab, p.n_fac, p.n_hidden)
@@ -122,3 +130,48 @@ def build(arch: str, vocab: int, p) -> nn.Module:
     if arch in ("lstm", "gru"):
         return SequenceModel(arch, vocab, p.n_fac, p.n_hidden, p.n_layers, p.dropout, carries_state=True)
     raise ValueError(f"unknown architecture {arch!r}")
+
+
+def config(arch: str, vocab: int, p) -> dict:
+    """What ``build`` needs, as saved beside the weights."""
+    return {"arch": arch, "vocab_size": vocab, **{k: getattr(p, k) for k in MODEL_KEYS}}
+
+
+def from_config(cfg: dict) -> nn.Module:
+    from types import SimpleNamespace
+
+    return build(cfg["arch"], cfg["vocab_size"], SimpleNamespace(**cfg))
+
+
+def load(folder: Path):
+    """Model and vocabulary from a train output folder (weights only: no pickled code runs)."""
+    from orchestrator import load_model
+
+    return load_model(folder, "model", from_config), Vocab.load(Path(folder) / "vocab.json")
+
+
+@torch.no_grad()
+def sample(model, vocab: Vocab, prompt: str, n_chars: int, temperature: float = 0.8, top_k: int | None = None,
+           seed: int = 0, device="cpu") -> str:
+    """Continue ``prompt`` by ``n_chars`` characters. An empty prompt starts from a line break."""
+    if temperature <= 0:
+        raise UserError(f"--temperature: must be > 0, got {temperature}")
+    prompt = prompt or "\n"
+    unknown = sorted({c for c in prompt if c not in vocab.index or c == PAD})
+    if unknown:
+        raise UserError(f"--prompt: characters not in the model's vocabulary: {''.join(unknown)!r}")
+    model.eval()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x = torch.from_numpy(vocab.encode(prompt)).unsqueeze(0).to(device)
+    logits, state = model(x, None)
+    out = []
+    for _ in range(n_chars):
+        last = logits[0, -1].float().cpu() / temperature
+        last[0] = -float("inf")  # never emit padding
+        if top_k:
+            kth = torch.topk(last, min(top_k, last.numel())).values[-1]
+            last[last < kth] = -float("inf")
+        nxt = torch.multinomial(F.softmax(last, dim=-1), 1, generator=gen).item()
+        out.append(nxt)
+        logits, state = model(torch.tensor([[nxt]], device=device), state)
+    return prompt + vocab.decode(out)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from orchestrator import Params
 
 Arch = Literal["char3", "charloop", "rnn", "stateful", "lstm", "gru"]
 ARCHS: tuple[str, ...] = ("char3", "charloop", "rnn", "stateful", "lstm", "gru")
 
 
-class CharRNNParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CharRNNParams(Params):
     data: str = Field("embedded", description="'embedded' (Shakespeare) or a UTF-8 text file")
     max_chars: int | None = Field(800_000, gt=0, description="use the first N characters (None: all)")
     valid_pct: float = Field(0.1, gt=0, lt=0.5, description="the tail of the text, for validation (dev)")

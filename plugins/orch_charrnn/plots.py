@@ -8,7 +8,7 @@ import pandas as pd
 
 
 def comparison(table: pd.DataFrame, refs: dict[str, float], path: Path) -> Path:
-    from orchestrator.plots import pyplot, save
+    from orchestrator import pyplot, save_figure
 
     plt = pyplot()
 
@@ -25,4 +25,4 @@ def comparison(table: pd.DataFrame, refs: dict[str, float], path: Path) -> Path:
     ax.set_xlim(0, max(max(refs.values()), table["val_bpc"].max()) * 1.12)
     ax.legend(loc="lower right", fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    return save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)

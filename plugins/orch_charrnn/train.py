@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -50,12 +50,10 @@ def fit(
     clip: float,
     device,
     on_epoch: Callable[[int, dict[str, float]], None],
-    progress: bool = True,
+    progress: Callable[..., Iterable] = lambda it, desc="", total=None: it,
 ) -> float:
     """Train; returns training characters per second. ``on_epoch`` gets train_loss, val_loss,
-    val_bpc, val_ppl, val_acc and chars_per_s."""
-    from tqdm.auto import tqdm
-
+    val_bpc, val_ppl, val_acc and chars_per_s; ``progress`` may wrap the batches in a bar."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = n_batches(len(train), bs, bptt)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.25)
@@ -64,8 +62,7 @@ def fit(
         model.train()
         state, total, count = None, 0.0, 0
         start = time.perf_counter()
-        for x, y in tqdm(stream_batches(train, bs, bptt), total=steps, desc=f"epoch {epoch + 1}/{epochs}",
-                         leave=False, disable=None if progress else True, mininterval=1.0):
+        for x, y in progress(stream_batches(train, bs, bptt), desc=f"epoch {epoch + 1}/{epochs}", total=steps):
             x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
             logits, state = model(x, state if model.carries_state else None)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))

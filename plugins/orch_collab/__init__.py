@@ -6,7 +6,7 @@ Registered through the ``orch`` entry-point group like any third-party plugin.
 from __future__ import annotations
 
 from orchestrator import hookimpl
-from orchestrator.task import Artifact, HumanBaseline, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
 
 HUMAN = HumanBaseline(
     error=0.557,
@@ -20,12 +20,9 @@ HUMAN = HumanBaseline(
 
 def build_task() -> Task:
     from orch_collab import stages
+    from orch_collab.commands import predict_command
     from orch_collab.params import CollabParams
-    from orch_collab.predict import predict_command
 
-    split = ("collab.data", "collab.valid_pct", "collab.train_dev_pct", "collab.seed")
-    training = ("collab.seed", "collab.n_factors", "collab.epochs", "collab.bs", "collab.lr", "collab.wd",
-                "collab.y_range")
     return Task(
         name="collab",
         description="Collaborative filtering on MovieLens: embedding dot product with biases",
@@ -33,18 +30,21 @@ def build_task() -> Task:
         metric="rmse",
         human=HUMAN,
         stages=(
-            Stage("prepare", stages.prepare, split, description="load MovieLens, index, 80/20 split + train-dev"),
-            Stage("train", stages.train, training, tracked=True, description="train EmbeddingDotBias"),
-            Stage("report", stages.report, (), description="film biases, PCA, bias/variance report"),
+            Stage("prepare", stages.prepare, ("data", "valid_pct", "train_dev_pct"),
+                  description="load MovieLens, index, 80/20 split + train-dev"),
+            Stage("train", stages.train, ("n_factors", "epochs", "bs", "lr", "wd", "y_range"), inputs=("prepare",),
+                  tracked=True, description="train EmbeddingDotBias",
+                  plot=Plot(("train_loss", "val_loss"), title="collab: loss per epoch", y_label="MSE")),
+            Stage("report", stages.report, inputs=("prepare", "train"),
+                  description="film biases, PCA, bias/variance report"),
         ),
         artifacts=(
-            Artifact("model.pt", "model", "state_dict of EmbeddingDotBias (load with weights_only=True)"),
-            Artifact("history.csv", "table", "per-epoch train/val loss"),
-            Artifact("film_bias.csv", "table", "15 films with the lowest and highest bias"),
-            Artifact("pca_ends.csv", "table", "films at both ends of the first two PCA components"),
-            Artifact("pca_scatter.png", "plot", "50 most-rated films on PCA components 1 and 2"),
-            Artifact("loss_curves.png", "plot", "train and validation loss per epoch"),
-            Artifact("report.md", "report", "bias/variance report (also .html, .png, .json)"),
+            Artifact("model.*", "model", "train", "EmbeddingDotBias: state_dict and config (orchestrator.load_model)"),
+            Artifact("*.csv", "data", "prepare", "items.csv and users.csv: the ids serving needs"),
+            Artifact("ratings.parquet", "data", "prepare", "every rating with its split"),
+            Artifact("*.csv", "table", "report", "film_bias.csv (15 films at each end), pca_ends.csv"),
+            Artifact("*.png", "plot", "report", "pca_scatter.png, loss_curves.png"),
+            Artifact("interpretation.md", "report", "report", "what the model learned"),
         ),
         space={
             "lr": {"low": 1e-4, "high": 3e-2, "scale": "log"},

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator.errors import UserError
+from orchestrator import UserError
 
 EMBEDDED = "embedded"
 RATING_COLUMNS = ("userId", "movieId", "rating")
-SPLIT_NAMES = ("train", "train_dev", "val")
 
 
 @dataclass

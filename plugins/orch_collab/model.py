@@ -23,3 +23,8 @@ class EmbeddingDotBias(nn.Module):
         raw = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1)
         # sigmoid into a range a little wider than the ratings, so 5 stars stays reachable
         return torch.sigmoid(raw) * (self.y_high - self.y_low) + self.y_low
+
+
+def build(config: dict) -> EmbeddingDotBias:
+    """The model described by a saved config (``ctx.save_model``'s ``model.json``)."""
+    return EmbeddingDotBias(config["n_users"], config["n_items"], config["n_factors"], tuple(config["y_range"]))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from orchestrator import Params
 
 
-class CollabParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CollabParams(Params):
     data: str = Field("embedded", description="'embedded' or a MovieLens folder (ml-latest-small or ml-100k)")
     valid_pct: float = Field(0.2, gt=0, lt=1, description="share of all ratings for validation (dev)")
     train_dev_pct: float = Field(0.05, gt=0, lt=1, description="share of the rest held out as train-dev")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -23,6 +23,18 @@ class SplitTensors:
 
     def to(self, device: torch.device) -> "SplitTensors":
         return SplitTensors(self.users.to(device), self.items.to(device), self.ratings.to(device))
+
+
+def split_tensors(frame, device: torch.device) -> dict[str, SplitTensors]:
+    """The prepare stage's ratings frame as one SplitTensors per split, on ``device``."""
+    from orchestrator import SPLITS
+
+    out = {}
+    for name in SPLITS:
+        part = frame[frame["split"] == name]
+        out[name] = SplitTensors(torch.tensor(part["user"].to_numpy()), torch.tensor(part["item"].to_numpy()),
+                                 torch.tensor(part["rating"].to_numpy())).to(device)
+    return out
 
 
 @torch.no_grad()
@@ -47,11 +59,10 @@ def fit(
     wd: float,
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None],
-    progress: bool = True,
+    progress: Callable[..., Iterable] = lambda it, desc="": it,
 ) -> None:
-    """One-cycle training; ``on_epoch(epoch, metrics)`` gets train_loss, val_loss, val_rmse."""
-    from tqdm.auto import tqdm
-
+    """One-cycle training; ``on_epoch(epoch, metrics)`` gets train_loss, val_loss, val_rmse;
+    ``progress(iterable, desc)`` may wrap the batches in a progress bar."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps_per_epoch = (len(train) + bs - 1) // bs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
@@ -60,9 +71,7 @@ def fit(
         model.train()
         order = torch.randperm(len(train), generator=gen).to(train.ratings.device)
         total = 0.0
-        bar = tqdm(range(0, len(order), bs), desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=None if progress else True, mininterval=1.0)
-        for start in bar:
+        for start in progress(range(0, len(order), bs), desc=f"epoch {epoch + 1}/{epochs}"):
             idx = order[start:start + bs]
             loss = nn.functional.mse_loss(model(train.users[idx], train.items[idx]), train.ratings[idx])
             opt.zero_grad(set_to_none=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from orchestrator import hookimpl
-from orchestrator.errors import Pruned
+from orchestrator import Pruned
 
 KEY = "mlflow"
 ARTIFACT_DIRS = {"model": "model", "plot": "plots", "table": "tables", "text": "samples",

@@ -4,7 +4,7 @@ forest and KNN: the fast.ai lesson and Guo & Berkhahn's paper as a task plugin."
 from __future__ import annotations
 
 from orchestrator import hookimpl
-from orchestrator.task import Artifact, HumanBaseline, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
 
 HUMAN = HumanBaseline(
     error=0.10,
@@ -18,7 +18,6 @@ def build_task() -> Task:
     from orch_rossmann import stages
     from orch_rossmann.params import RossmannParams
 
-    k = lambda *names: tuple(f"rossmann.{n}" for n in names)  # noqa: E731
     return Task(
         name="rossmann",
         description="Rossmann sales: entity embeddings of categorical variables, fed to GBM, random forest and KNN",
@@ -26,23 +25,26 @@ def build_task() -> Task:
         metric="rmspe",
         human=HUMAN,
         stages=(
-            Stage("prepare", stages.prepare, k("data", "n_stores", "noise_sigma", "data_seed", "csv", "valid_weeks",
-                                               "train_rows", "train_dev_pct", "seed", "categorical", "continuous"),
+            Stage("prepare", stages.prepare, ("data", "n_stores", "noise_sigma", "data_seed", "csv", "valid_weeks",
+                                              "train_rows", "train_dev_pct", "categorical", "continuous"),
                   description="generate or load Kaggle's files, join, features, time split, encoders"),
-            Stage("train", stages.train, k("seed", "layers", "dropouts", "emb_drop", "epochs", "bs", "lr", "wd"),
-                  tracked=True, description="the entity-embedding network"),
-            Stage("embeddings", stages.embeddings, (), description="one CSV of vectors per categorical"),
-            Stage("gbm", stages.gbm, k("seed", "gbm", "others", "models"),
+            Stage("train", stages.train, ("layers", "dropouts", "emb_drop", "epochs", "bs", "lr", "wd"),
+                  inputs=("prepare",), tracked=True, description="the entity-embedding network",
+                  plot=Plot(("train_loss", "val_loss"), title="rossmann network: loss per epoch",
+                            y_label="MSE of log sales")),
+            Stage("embeddings", stages.embeddings, inputs=("prepare", "train"),
+                  description="one CSV of vectors per categorical"),
+            Stage("gbm", stages.gbm, ("gbm", "others", "models"), inputs=("prepare", "embeddings"),
                   description="GBM, random forest, KNN on plain codes and on embeddings"),
-            Stage("report", stages.report, (), description="state map, embeddings, importance, comparison, bias/variance"),
+            Stage("report", stages.report, inputs=("prepare", "train", "embeddings", "gbm"),
+                  description="state map, embeddings, importance, comparison, bias/variance"),
         ),
         artifacts=(
-            Artifact("model.pt", "model", "state_dict of the entity-embedding network"),
-            Artifact("embeddings/<column>.csv", "data", "a row per category value with its vector (pandas-readable)"),
-            Artifact("comparison.csv", "table", "GBM, RF, KNN on plain codes and embeddings: MAPE, RMSPE"),
-            Artifact("state_embedding.png", "plot", "state embeddings (PCA) beside the map of Germany"),
-            Artifact("gbm_importance.png", "plot", "GBM feature importance"),
-            Artifact("report.md", "report", "bias/variance report"),
+            Artifact("model.*", "model", "train", "the entity-embedding network: state_dict and config"),
+            Artifact("*.csv", "data", "embeddings", "<column>.csv: a row per category value with its vector"),
+            Artifact("*.csv", "table", "gbm", "comparison.csv (GBM, RF, KNN on codes and embeddings), importance"),
+            Artifact("*.png", "plot", "report", "state map, embeddings, GBM importance, loss curves"),
+            Artifact("comparison.md", "report", "report", "plain codes against embeddings, per model"),
         ),
         space={
             "lr": {"low": 3e-4, "high": 1e-2, "scale": "log"},

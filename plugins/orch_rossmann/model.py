@@ -33,3 +33,9 @@ class EntityEmbeddingNet(nn.Module):
 
     def embedding_matrix(self, i: int) -> torch.Tensor:
         return self.embeds[i].weight.detach().cpu()
+
+
+def build(config: dict) -> EntityEmbeddingNet:
+    """The network described by a saved config (``model.json``)."""
+    return EntityEmbeddingNet(config["cardinalities"], config["sizes"], config["n_cont"], config["layers"],
+                              config["dropouts"], config["emb_drop"], tuple(config["y_range"]))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from orchestrator import Params
 
 CATEGORICAL = ["Store", "DayOfWeek", "Year", "Month", "Day", "Week", "StateHoliday", "CompetitionMonthsOpen",
                "Promo2Weeks", "StoreType", "Assortment", "PromoInterval", "CompetitionOpenSinceYear",
@@ -14,11 +16,7 @@ CONTINUOUS = ["CompetitionDistance", "Max_TemperatureC", "Mean_TemperatureC", "M
               "AfterStateHoliday", "BeforeStateHoliday", "AfterSchoolHoliday", "BeforeSchoolHoliday"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CsvColumns(Strict):
+class CsvColumns(Params):
     """The generic path: any CSV whose column roles are given here."""
 
     path: str = Field("", description="a CSV file; empty: use the Rossmann files")
@@ -28,7 +26,7 @@ class CsvColumns(Strict):
     continuous: list[str] = []
 
 
-class GBM(Strict):
+class GBM(Params):
     n_estimators: int = Field(600, gt=0)
     learning_rate: float = Field(0.05, gt=0, le=1)
     num_leaves: int = Field(63, ge=2)
@@ -37,14 +35,14 @@ class GBM(Strict):
     feature_fraction: float = Field(0.8, gt=0, le=1)
 
 
-class Others(Strict):
+class Others(Params):
     rf_trees: int = Field(60, gt=0)
     rf_max_rows: int = Field(40_000, gt=0, description="random forest trains on a sample of this many rows")
     knn_k: int = Field(10, gt=0)
     knn_max_rows: int = Field(60_000, gt=0)
 
 
-class RossmannParams(Strict):
+class RossmannParams(Params):
     data: str = Field("embedded", description="'embedded' (generated Kaggle files) or a folder of Kaggle's files")
     n_stores: int = Field(1115, ge=12, description="embedded data: number of stores (Kaggle: 1115)")
     noise_sigma: float = Field(0.10, ge=0, le=1, description="embedded data: sd of the log-sales noise")

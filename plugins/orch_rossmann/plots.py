@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orch_rossmann.generate import STATES
-from orchestrator.plots import pyplot, save
+from orch_rossmann.synth import STATES
+from orchestrator import pyplot, save_figure
 
 
 def _pca2(matrix: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ def state_map(frame: pd.DataFrame, path: Path) -> Path:
     ax2.set_ylabel("latitude")
     for ax in (ax1, ax2):
         ax.spines[["top", "right"]].set_visible(False)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def ordinal_embedding(frame: pd.DataFrame, column: str, path: Path) -> Path:
@@ -55,7 +55,7 @@ def ordinal_embedding(frame: pd.DataFrame, column: str, path: Path) -> Path:
         ax.annotate(str(label), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=11)
     ax.set_title(f"{column} embeddings (PCA), in order")
     ax.spines[["top", "right"]].set_visible(False)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def importance(frame: pd.DataFrame, path: Path, top: int = 20) -> Path:
@@ -66,4 +66,4 @@ def importance(frame: pd.DataFrame, path: Path, top: int = 20) -> Path:
     ax.set_xlabel("share of total gain")
     ax.set_title("GBM on plain features: feature importance")
     ax.spines[["top", "right"]].set_visible(False)
-    return save(fig, path)
+    return save_figure(fig, path)

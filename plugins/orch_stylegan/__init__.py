@@ -5,7 +5,7 @@ entry-point group."""
 from __future__ import annotations
 
 from orchestrator import hookimpl
-from orchestrator.task import Artifact, HumanBaseline, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
 
 HUMAN = HumanBaseline(
     error=0.0,
@@ -17,10 +17,9 @@ HUMAN = HumanBaseline(
 
 def build_task() -> Task:
     from orch_stylegan import stages
-    from orch_stylegan.generate import generate_command
+    from orch_stylegan.commands import generate_command
     from orch_stylegan.params import StyleGANParams
 
-    k = lambda *names: tuple(f"stylegan.{n}" for n in names)  # noqa: E731
     return Task(
         name="stylegan",
         description="StyleGAN: mapping network, AdaIN styles, noise, style mixing, truncation; FID/KID offline",
@@ -28,27 +27,27 @@ def build_task() -> Task:
         metric="fid",
         human=HUMAN,
         stages=(
-            Stage("prepare", stages.prepare, k("data", "resolution", "channels", "fit", "max_images", "eval_images",
-                                               "seed"),
+            Stage("prepare", stages.prepare, ("data", "resolution", "channels", "fit", "max_images", "eval_images",
+                                              "bs"),
                   description="load images (IDX or folder), fit to the resolution, hold out train-dev and val"),
-            Stage("features", stages.features, k("feature_epochs", "eval_images", "seed"),
+            Stage("features", stages.features, ("feature_epochs", "eval_images"), inputs=("prepare",),
                   description="train the FID/KID feature extractor; real-vs-real floor"),
-            Stage("train", stages.train, k(*stages.TRAIN_KEYS, "checkpoints", "eval_images"), tracked=True,
-                  description="the GAN, with a sample grid and FID every epoch; resumes from a checkpoint"),
-            Stage("evaluate", stages.evaluate, k("eval_images", "psi", "seed"),
+            Stage("train", stages.train, (*stages.TRAIN_KEYS, "resolution", "checkpoints", "eval_images"),
+                  inputs=("prepare", "features"), tracked=True, checkpoint_ignores=("epochs",),
+                  description="the GAN, with a sample grid and FID every epoch; resumes from a checkpoint",
+                  plot=Plot(("train_dev_fid",), x="kimg", title="stylegan: FID against held-out real images",
+                            y_label="FID")),
+            Stage("evaluate", stages.evaluate, ("eval_images", "psi"), inputs=("features", "train"),
                   description="FID and KID per split, with truncation, and of an untrained generator"),
-            Stage("report", stages.report, k("psi", "cutoff"),
+            Stage("report", stages.report, ("psi", "cutoff", "eval_images"),
+                  inputs=("prepare", "features", "train", "evaluate"),
                   description="style-mixing, truncation, noise and interpolation grids; curves; bias/variance"),
         ),
         artifacts=(
-            Artifact("generator.pt", "model", "state_dict of the EMA generator (with generator.json)"),
-            Artifact("grids/epoch_NNN.png", "image", "fixed-latent samples after every epoch"),
-            Artifact("style_mixing.png", "plot", "coarse / middle / fine styles of B copied into A"),
-            Artifact("truncation.png", "plot", "psi = 1, 0.7, 0.5, 0, -0.5"),
-            Artifact("noise.png", "plot", "same w, different noise; pixel std over noise draws"),
-            Artifact("interpolation.png", "plot", "a linear path in W between two seeds"),
-            Artifact("evaluation.md", "report", "FID/KID table: generator, untrained generator, real floor"),
-            Artifact("report.md", "report", "bias/variance report"),
+            Artifact("generator.*", "model", "train", "the EMA generator: state_dict and config (orchestrator.load_model)"),
+            Artifact("grids/epoch_*.png", "image", "train", "fixed-latent samples after every epoch"),
+            Artifact("*.png", "plot", "report", "samples, style mixing, truncation, noise, interpolation, curves"),
+            Artifact("evaluation.md", "report", "report", "FID/KID table: generator, untrained generator, real floor"),
         ),
         space={
             "lr_g": {"low": 3e-4, "high": 1e-2, "scale": "log"},

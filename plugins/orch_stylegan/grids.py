@@ -12,7 +12,7 @@ import torch
 
 from orch_stylegan.model import Generator, layer_groups
 from orch_stylegan.train import to_uint8
-from orchestrator.plots import pyplot, save
+from orchestrator import pyplot, save_figure
 
 TRUNCATION_PSI = (1.0, 0.7, 0.5, 0.0, -0.5)
 
@@ -93,7 +93,7 @@ def mixing_grid(g: Generator, path: Path, seeds_a=(1, 2, 3, 4, 5), seeds_b=(11, 
         for j, img in enumerate(render(ws)):
             _show(axes[i + 1, j + 1], img)
     fig.suptitle("Style mixing: each cell is A with one group of B's styles", fontsize=10)
-    return save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
 @torch.no_grad()
@@ -109,7 +109,7 @@ def truncation_grid(g: Generator, path: Path, seeds=range(100, 108), cutoff: int
         for i in range(len(z)):
             _show(axes[i, j], cols[j][i])
     fig.suptitle("Truncation toward the average w", fontsize=10)
-    return save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
 @torch.no_grad()
@@ -132,7 +132,7 @@ def noise_grid(g: Generator, path: Path, seeds=(1, 2, 3, 4), draws: int = 6, std
     for j in range(draws):
         axes[0, j].set_title(f"noise {j + 1}", fontsize=8)
     fig.suptitle("Noise inputs: same w, different noise", fontsize=10)
-    return save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
 @torch.no_grad()

@@ -130,3 +130,24 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 10, subset_size: int = 500,
         kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
         total += ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
     return float(total / subsets)
+
+
+def load_feature_net(folder) -> FeatureNet:
+    """The feature extractor saved by the features stage (weights only)."""
+    from orchestrator import load_model
+
+    return load_model(folder, "feature_net", lambda c: FeatureNet(c["channels"], c["n_classes"]))
+
+
+def generated_features(g, net: FeatureNet, n: int, seed: int, bs: int = 250, psi: float = 1.0) -> np.ndarray:
+    """Features of ``n`` images from ``g`` with latents and noise drawn from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    device = g.w_avg.device
+    out = []
+    with torch.no_grad():
+        for i in range(0, n, bs):
+            m = min(bs, n - i)
+            z = torch.randn(m, g.z_dim, generator=gen).to(device)
+            noise = g.make_noise(m, gen) if g.use_noise else None
+            out.append(net.features(g(z, psi=psi, noise=noise).clamp(-1, 1).cpu()))
+    return np.concatenate(out)

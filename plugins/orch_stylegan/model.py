@@ -16,6 +16,8 @@ training-time choice (``mix_prob`` in train.py).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 
 import torch
@@ -257,3 +259,25 @@ class Discriminator(nn.Module):
         x = self.blocks(lrelu(self.from_rgb(img)))
         x = lrelu(self.conv(self.minibatch_std(x)))
         return self.out(lrelu(self.dense(x.flatten(1)))).squeeze(1)
+
+
+def build(p, channels: int) -> tuple[Generator, Discriminator]:
+    g = Generator(p.resolution, channels, p.z_dim, p.w_dim, p.mapping_depth, p.fmap_base, p.fmap_max,
+                  styles=p.styles, noise=p.noise)
+    d = Discriminator(p.resolution, channels, p.fmap_base, p.fmap_max)
+    return g, d
+
+
+def load_generator(folder: Path) -> tuple[Generator, "StyleGANParams"]:
+    """The EMA generator from a train output folder (weights only), and the params it was built with."""
+    from orch_stylegan.params import StyleGANParams
+    from orchestrator import load_model
+
+    cfg: dict = {}
+
+    def from_config(config: dict) -> Generator:
+        cfg.update(config)
+        return build(StyleGANParams.model_validate(config["params"]), config["channels"])[0]
+
+    g = load_model(folder, "generator", from_config)
+    return g, StyleGANParams.model_validate(cfg["params"])

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from orchestrator import Params
 
 
-class StyleGANParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StyleGANParams(Params):
     # data
     data: str = Field("embedded", description="'embedded' (Fashion-MNIST test set), an IDX images file or an image folder")
     resolution: int = Field(32, ge=16, le=1024, description="square output size, a power of two")

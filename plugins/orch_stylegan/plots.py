@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestrator.plots import pyplot, save
+from orchestrator import pyplot, save_figure
 
 
 def training_curves(history: pd.DataFrame, metrics: dict, path: Path) -> Path:
@@ -32,4 +32,4 @@ def training_curves(history: pd.DataFrame, metrics: dict, path: Path) -> Path:
     for ax in (ax_loss, ax_fid):
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-    return save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)

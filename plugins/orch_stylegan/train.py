@@ -8,20 +8,13 @@ import copy
 import random
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from orch_stylegan.model import Discriminator, Generator
-
-
-def build(p, channels: int) -> tuple[Generator, Discriminator]:
-    g = Generator(p.resolution, channels, p.z_dim, p.w_dim, p.mapping_depth, p.fmap_base, p.fmap_max,
-                  styles=p.styles, noise=p.noise)
-    d = Discriminator(p.resolution, channels, p.fmap_base, p.fmap_max)
-    return g, d
+from orch_stylegan.model import Generator, build
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:
@@ -58,13 +51,6 @@ def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
     return grad.pow(2).sum(dim=(1, 2, 3)).mean()
-
-
-def _numpy_state() -> tuple:
-    """NumPy's global RNG state with its key array as a tensor, so the checkpoint loads with
-    ``torch.load(weights_only=True)`` (no pickled objects that could run code)."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)
 
 
 class Trainer:
@@ -111,24 +97,19 @@ class Trainer:
         return {"g": self.g.state_dict(), "d": self.d.state_dict(), "g_ema": self.g_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
                 "epoch": self.epoch, "images_seen": self.images_seen, "history": self.history,
-                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()}}
+}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("g", "d", "g_ema", "opt_g", "opt_d"):
             getattr(self, name).load_state_dict(state[name])
         self.step, self.epoch, self.images_seen, self.history = (state["step"], state["epoch"], state["images_seen"],
                                                                  state["history"])
-        torch.set_rng_state(state["rng"]["torch"])
-        name, keys, pos, has_gauss, gauss = state["rng"]["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        random.setstate(state["rng"]["python"])
 
     def fit(self, images: torch.Tensor, epochs: int, on_epoch: Callable[[int, dict], None],
-            checkpoint: Path | None = None, progress: bool = True) -> None:
+            checkpoint: Callable[[dict], None] | None = None,
+            progress: Callable[..., Iterable] = lambda it, desc="": it) -> None:
         """Train from ``self.epoch`` to ``epochs`` on uint8 images (N, C, R, R), shuffled each epoch;
-        saves ``checkpoint`` after every epoch (written to a temporary name, then renamed)."""
-        from tqdm.auto import tqdm
-
+        hands ``checkpoint`` the state after every epoch (the host adds the RNG states)."""
         p, n = self.p, len(images)
         steps = n // p.bs
         while self.epoch < epochs:
@@ -136,8 +117,7 @@ class Trainer:
             order = torch.randperm(n)
             sums: dict[str, float] = {}
             start = time.perf_counter()
-            for i in tqdm(range(steps), desc=f"epoch {self.epoch + 1}/{epochs}", leave=False,
-                          disable=None if progress else True, mininterval=1.0):
+            for i in progress(range(steps), desc=f"epoch {self.epoch + 1}/{epochs}"):
                 real = to_float(images[order[i * p.bs:(i + 1) * p.bs]]).to(self.device)
                 if p.mirror:
                     flip = torch.rand(real.shape[0], device=self.device) < 0.5
@@ -151,6 +131,4 @@ class Trainer:
             metrics.update(on_epoch(self.epoch - 1, metrics) or {})
             self.history.append({"epoch": self.epoch - 1, "kimg": self.images_seen / 1000, **metrics})
             if checkpoint is not None:
-                tmp = checkpoint.with_suffix(".tmp")
-                torch.save(self.state_dict(), tmp)
-                tmp.replace(checkpoint)
+                checkpoint(self.state_dict())

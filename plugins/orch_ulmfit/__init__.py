@@ -5,7 +5,7 @@ fine-tuning, then a classifier with gradual unfreezing, as a task plugin registe
 from __future__ import annotations
 
 from orchestrator import hookimpl
-from orchestrator.task import Artifact, HumanBaseline, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
 
 HUMAN = HumanBaseline(
     error=0.05,
@@ -19,8 +19,7 @@ def build_task() -> Task:
     from orch_ulmfit import stages
     from orch_ulmfit.params import ULMFiTParams
 
-    k = lambda *names: tuple(f"ulmfit.{n}" for n in names)  # noqa: E731
-    model = ("emb_sz", "n_hid", "n_layers", "drop_mult", "clip", "seed")
+    model = ("emb_sz", "n_hid", "n_layers", "drop_mult", "clip")
     return Task(
         name="ulmfit",
         description="ULMFiT: AWD-LSTM LM pretraining, target LM fine-tuning, classifier with gradual unfreezing",
@@ -28,29 +27,33 @@ def build_task() -> Task:
         metric="error",
         human=HUMAN,
         stages=(
-            Stage("prepare", stages.prepare, k("data", "valid_pct", "train_dev_pct", "seed", "processes", "max_vocab",
-                                               "min_freq"),
+            Stage("prepare", stages.prepare, ("data", "valid_pct", "train_dev_pct", "processes", "max_vocab",
+                                              "min_freq"),
                   description="load, split, tokenize (spaCy, parallel), vocabulary, ids"),
-            Stage("corpus", stages.corpus, k("pretrain_corpus", "processes", "max_vocab", "min_freq", "seed",
-                                             "pretrain.max_tokens"),
+            Stage("corpus", stages.corpus, ("pretrain_corpus", "processes", "max_vocab", "min_freq",
+                                            "pretrain.max_tokens"),
                   description="tokenize the general-domain corpus"),
-            Stage("pretrain", stages.pretrain, k(*model, "pretrain"), tracked=True,
+            Stage("pretrain", stages.pretrain, (*model, "pretrain"), inputs=("corpus",), tracked=True,
                   description="(a) general-domain AWD-LSTM language model"),
-            Stage("finetune", stages.finetune, k(*model, "finetune"),
+            Stage("finetune", stages.finetune, (*model, "finetune"), inputs=("prepare", "pretrain"),
                   description="(b) target LM fine-tuning: vocabulary conversion, discriminative LRs, STLR"),
-            Stage("classify", stages.classify, k(*model, "classifier"),
+            Stage("classify", stages.classify, (*model, "classifier"), inputs=("prepare", "finetune"),
                   description="(c) classifier: concat pooling, gradual unfreezing, discriminative LRs, STLR"),
-            Stage("ablation", stages.ablation, k(*model, "classifier", "ablation"),
+            Stage("ablation", stages.ablation, (*model, "classifier", "ablation"),
+                  inputs=("prepare", "pretrain", "finetune"),
                   description="the same classifier from scratch, from (a) only, without gradual unfreezing"),
-            Stage("report", stages.report, (), description="ablation table, curves, bias/variance"),
+            Stage("report", stages.report, ("ablation",),
+                  inputs=("prepare", "pretrain", "finetune", "classify", "ablation"),
+                  description="ablation table, curves, bias/variance"),
         ),
         artifacts=(
-            Artifact("lm.pt", "model", "(a) the general-domain language model (with vocab.txt)"),
-            Artifact("encoder.pt", "model", "(b) the fine-tuned AWD-LSTM encoder alone"),
-            Artifact("classifier.pt", "model", "(c) the classifier"),
-            Artifact("ablation.csv", "table", "validation error of every variant"),
-            Artifact("ablation.png", "plot", "the ablation as bars against the majority class"),
-            Artifact("report.md", "report", "bias/variance report"),
+            Artifact("lm.pt", "model", "pretrain", "(a) the general-domain language model"),
+            Artifact("vocab.txt", "model", "pretrain", "(a)'s vocabulary"),
+            Artifact("encoder.pt", "model", "finetune", "(b) the fine-tuned AWD-LSTM encoder alone"),
+            Artifact("classifier.*", "model", "classify", "(c) the classifier: state_dict and config"),
+            Artifact("ablation.csv", "table", "ablation", "validation error of every variant"),
+            Artifact("*.png", "plot", "report", "the ablation as bars, classifier and LM curves"),
+            Artifact("ablation.md", "report", "report", "the ablation table and the language models' figures"),
         ),
         space={
             "drop_mult": {"low": 0.1, "high": 1.5},

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-from orchestrator.errors import UserError
+from orchestrator import UserError
 
 REVIEWS = "WomensClothingE-CommerceReviews.parquet.brotli"
 GENERAL = ("kjv.txt.xz", "fortunes.txt.xz")

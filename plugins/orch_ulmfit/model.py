@@ -191,7 +191,7 @@ def encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_encoder(model: nn.Module, state: dict[str, torch.Tensor], source: str = "encoder") -> None:
-    from orchestrator.errors import UserError
+    from orchestrator import UserError
 
     own = model.encoder.state_dict()
     bad = [k for k in own if k not in state or state[k].shape != own[k].shape]

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from orchestrator import Params
 
 Ablation = Literal["scratch", "pretrained", "no_unfreezing"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LMStage(Strict):
+class LMStage(Params):
     epochs: int = Field(1, gt=0)
     lr: float = Field(4e-3, gt=0, le=1, description="peak learning rate of the top layer group (STLR)")
     bs: int = Field(32, gt=0)
@@ -23,7 +21,7 @@ class LMStage(Strict):
     max_tokens: int | None = Field(None, gt=0, description="train on the first N tokens (None: all)")
 
 
-class ClassifierStage(Strict):
+class ClassifierStage(Params):
     train_docs: int | None = Field(3000, gt=0, description="labelled training documents the classifiers see "
                                    "(None: all); the LMs still read every training text, without labels")
     lr: float = Field(0.2, gt=0, le=1, description="peak LR of the head in the first unfreezing phase (halved per phase)")
@@ -34,7 +32,7 @@ class ClassifierStage(Strict):
     drop_mult: float = Field(0.5, ge=0, le=2, description="the classifier's dropout multiplier")
 
 
-class ULMFiTParams(Strict):
+class ULMFiTParams(Params):
     data: str = Field("embedded", description="'embedded' (Women's Clothing reviews), an aclImdb folder or a "
                                               "CSV-standard folder (train.csv + classes.txt)")
     pretrain_corpus: list[str] = Field(["embedded"], min_length=1, description="general-domain text files; "

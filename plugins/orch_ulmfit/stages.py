@@ -20,17 +20,12 @@ import numpy as np
 import pandas as pd
 
 from orch_ulmfit import data, text
-from orchestrator.context import StageContext
-from orchestrator.errors import UserError
-from orchestrator.task import HumanBaseline
+from orchestrator import SPLITS, StageContext
+from orchestrator import UserError
+from orchestrator import HumanBaseline
 
-SPLITS = ("train", "train_dev", "val")
 # measured with fastai 2.8.12 on the embedded reviews (AWD-LSTM 200/400/2, 80/20 split, no downloads)
 FASTAI_ANCHOR_ERROR = {"scratch": 0.0870, "ulmfit": 0.0780, "majority": 0.1875}
-
-
-def _progress(ctx: StageContext) -> bool:
-    return not ctx.quiet
 
 
 def prepare(ctx: StageContext) -> dict[str, float]:
@@ -46,7 +41,7 @@ def prepare(ctx: StageContext) -> dict[str, float]:
     n_dev = int(round(len(rest) * p.train_dev_pct))
     index = {"val": np.sort(val_idx), "train_dev": np.sort(rest[:n_dev]), "train": np.sort(rest[n_dev:])}
     start = time.perf_counter()
-    tokens = text.tokenize(labelled.docs + labelled.unlabelled, p.processes, progress=_progress(ctx))
+    tokens = text.tokenize(labelled.docs + labelled.unlabelled, p.processes, progress=not ctx.quiet)
     seconds = time.perf_counter() - start
     docs, unsup = tokens[:n], tokens[n:]
     # the vocabulary comes from the training texts (and unlabelled ones): nothing of val leaks in
@@ -89,7 +84,7 @@ def corpus(ctx: StageContext) -> dict[str, float]:
     for name, path in data.general_corpus(p.pretrain_corpus):
         paragraphs = list(data.paragraphs(Path(path)))
         for chunk in text.chunks(paragraphs, 20_000):
-            for doc in text.tokenize([[para] for para in chunk], p.processes, progress=_progress(ctx)):
+            for doc in text.tokenize([[para] for para in chunk], p.processes, progress=not ctx.quiet):
                 docs.append(doc)
                 n_tokens += len(doc)
         if not ctx.quiet:
@@ -112,12 +107,14 @@ def corpus(ctx: StageContext) -> dict[str, float]:
             "corpus_tokenize_tokens_per_s": n_tokens / seconds}
 
 
-def _lm_log(ctx: StageContext, prefix: str, history: list):
-    def on_epoch(epoch: int, m: dict) -> None:
-        row = {f"{prefix}.{k}": v for k, v in m.items()}
-        ctx.log_epoch(epoch, row)
-        history.append({"stage": prefix, "epoch": epoch, **m})
-    return on_epoch
+def _lm_log(ctx: StageContext, prefix: str):
+    return lambda epoch, m: ctx.log_epoch(epoch, {f"{prefix}.{k}": v for k, v in m.items()})
+
+
+def _lm_figures(ctx: StageContext, prefix: str) -> tuple[dict, float]:
+    """The last epoch's figures of a language-model stage (prefix dropped) and the mean epoch time."""
+    rows = [{k[len(prefix) + 1:]: v for k, v in ctx.history[e].items()} for e in sorted(ctx.history)]
+    return rows[-1], float(np.mean([r["epoch_seconds"] for r in rows]))
 
 
 def pretrain(ctx: StageContext) -> dict[str, float]:
@@ -126,28 +123,21 @@ def pretrain(ctx: StageContext) -> dict[str, float]:
 
     from orch_ulmfit.model import LanguageModel
     from orch_ulmfit.train import fit_lm
-    from orchestrator.device import seed_everything
 
-    p = ctx.params
-    src = ctx.input_dir("corpus")
+    p, src = ctx.params, ctx.input_dir("corpus")
     vocab = text.Vocab.load(src / "vocab.txt")
     train_ids, val_ids = np.load(src / "train_ids.npy"), np.load(src / "val_ids.npy")
-    seed_everything(p.seed)
     model = LanguageModel(len(vocab), p.emb_sz, p.n_hid, p.n_layers, p.drop_mult).to(ctx.device)
-    history: list = []
     s = p.pretrain
     speed = fit_lm(model, train_ids, val_ids, epochs=s.epochs, bs=s.bs, bptt=s.bptt, lr=s.lr, wd=s.wd, clip=p.clip,
-                   device=ctx.device, seed=p.seed, discriminative=False, on_epoch=_lm_log(ctx, "pretrain", history),
-                   progress=_progress(ctx))
-    torch.save(model.state_dict(), ctx.out_dir / "lm.pt")
+                   device=ctx.device, seed=p.seed, discriminative=False, on_epoch=_lm_log(ctx, "pretrain"),
+                   progress=ctx.progress)
+    ctx.save_model("lm", model)
     vocab.save(ctx.out_dir / "vocab.txt")
-    pd.DataFrame(history).to_csv(ctx.out_dir / "history.csv", index=False)
-    for name in ("lm.pt", "vocab.txt"):
-        ctx.log_artifact(ctx.out_dir / name, "model")
-    last = history[-1]
+    last, epoch_seconds = _lm_figures(ctx, "pretrain")
     return {"pretrain_val_loss": last["val_loss"], "pretrain_val_ppl": last["val_ppl"],
             "pretrain_val_acc": last["val_acc"], "pretrain_tokens_per_s": speed,
-            "pretrain_epoch_seconds": float(np.mean([h["epoch_seconds"] for h in history]))}
+            "pretrain_epoch_seconds": epoch_seconds}
 
 
 def _target_stream(prep: Path, splits: tuple[str, ...]) -> np.ndarray:
@@ -165,7 +155,7 @@ def converted_lm(ctx: StageContext):
     pre = ctx.input_dir("pretrain")
     old_vocab = text.Vocab.load(pre / "vocab.txt")
     new_vocab = text.Vocab.load(ctx.input_dir("prepare") / "vocab.txt")
-    state = torch.load(pre / "lm.pt", map_location="cpu", weights_only=True)
+    state = ctx.load_state("pretrain", "lm")
     key = "encoder.encoder.weight"
     if state[key].shape[0] != len(old_vocab):
         raise UserError(f"{pre / 'vocab.txt'}: {len(old_vocab)} words, but the encoder has {state[key].shape[0]} rows")
@@ -182,15 +172,10 @@ def converted_lm(ctx: StageContext):
 
 def finetune(ctx: StageContext) -> dict[str, float]:
     """(b) Target-task LM fine-tuning on the training texts (and unlabelled ones), validated on train-dev."""
-    import torch
-
     from orch_ulmfit.model import encoder_state
     from orch_ulmfit.train import evaluate_lm, fit_lm
-    from orchestrator.device import seed_everything
 
-    p = ctx.params
-    prep = ctx.input_dir("prepare")
-    seed_everything(p.seed)
+    p, prep = ctx.params, ctx.input_dir("prepare")
     model, coverage = converted_lm(ctx)
     model.to(ctx.device)
     train_ids = _target_stream(prep, ("train", "unlabelled"))
@@ -199,31 +184,27 @@ def finetune(ctx: StageContext) -> dict[str, float]:
     if s.max_tokens:
         train_ids = train_ids[: s.max_tokens]
     before_loss, before_acc = evaluate_lm(model, val_ids, s.bs, s.bptt, ctx.device)
-    history: list = []
     speed = fit_lm(model, train_ids, val_ids, epochs=s.epochs, bs=s.bs, bptt=s.bptt, lr=s.lr, wd=s.wd, clip=p.clip,
-                   device=ctx.device, seed=p.seed, discriminative=True, on_epoch=_lm_log(ctx, "finetune", history),
-                   progress=_progress(ctx))
-    torch.save(encoder_state(model), ctx.out_dir / "encoder.pt")
-    pd.DataFrame(history).to_csv(ctx.out_dir / "history.csv", index=False)
-    ctx.log_artifact(ctx.out_dir / "encoder.pt", "model")
-    last = history[-1]
+                   device=ctx.device, seed=p.seed, discriminative=True, on_epoch=_lm_log(ctx, "finetune"),
+                   progress=ctx.progress)
+    ctx.save_model("encoder", encoder_state(model))
+    last, epoch_seconds = _lm_figures(ctx, "finetune")
     return {"vocab_coverage": coverage, "finetune_before_val_ppl": float(np.exp(before_loss)),
             "finetune_before_val_acc": before_acc, "finetune_val_loss": last["val_loss"],
             "finetune_val_ppl": last["val_ppl"], "finetune_val_acc": last["val_acc"], "finetune_tokens_per_s": speed,
-            "finetune_epoch_seconds": float(np.mean([h["epoch_seconds"] for h in history]))}
+            "finetune_epoch_seconds": epoch_seconds}
 
 
 def _classifier_data(prep: Path) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
     return {s: (text.load_ids(prep / f"{s}.npz"), np.load(prep / f"{s}_labels.npy")) for s in SPLITS}
 
 
-def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, gradual: bool, history: list,
+def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, gradual: bool,
                      prefix: str) -> tuple[object, dict[str, float]]:
     """One classifier: ``encoder`` weights (None: from scratch, trained as any network is: every layer
     at once at one rate, nothing pretrained to protect); returns the model and its errors."""
     from orch_ulmfit.model import Classifier, load_encoder
     from orch_ulmfit.train import evaluate_classifier, fit_classifier
-    from orchestrator.device import seed_everything
 
     p = ctx.params
     prep = ctx.input_dir("prepare")
@@ -234,7 +215,7 @@ def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, grad
     if c.train_docs and c.train_docs < len(sets["train"][0]):
         keep = np.sort(np.random.default_rng(p.seed).choice(len(sets["train"][0]), c.train_docs, replace=False))
         sets["train"] = ([sets["train"][0][i] for i in keep], sets["train"][1][keep])
-    seed_everything(p.seed)
+    ctx.reseed()  # every variant starts from the same RNG state
     model = Classifier(len(vocab), p.emb_sz, p.n_hid, p.n_layers, len(classes), c.drop_mult)
     if encoder is not None:
         load_encoder(model, encoder, f"{variant} encoder")
@@ -242,13 +223,12 @@ def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, grad
 
     def on_epoch(epoch: int, m: dict) -> None:
         ctx.log_epoch(epoch, {f"{prefix}{k}": v for k, v in m.items()})
-        history.append({"variant": variant, "epoch": epoch, **m})
 
     start = time.perf_counter()
     speed = fit_classifier(model, sets["train"], sets["val"], lr=c.lr, wd=c.wd, bs=c.bs, max_len=c.max_len,
                            clip=p.clip, device=ctx.device, seed=p.seed, gradual=gradual,
                            discriminative=encoder is not None,
-                           final_epochs=c.final_epochs, on_epoch=on_epoch, progress=_progress(ctx))
+                           final_epochs=c.final_epochs, on_epoch=on_epoch, progress=ctx.progress)
     out = {"docs_per_s": speed, "seconds": time.perf_counter() - start}
     probe = (sets["train"][0][: len(sets["val"][0])], sets["train"][1][: len(sets["val"][0])])
     for split, (docs, labels) in (("train", probe), ("train_dev", sets["train_dev"]), ("val", sets["val"])):
@@ -259,27 +239,16 @@ def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, grad
 
 def classify(ctx: StageContext) -> dict[str, float]:
     """(c) The full method: (a) + (b) + gradual unfreezing."""
-    import torch
-
-    encoder = torch.load(ctx.input_dir("finetune") / "encoder.pt", map_location="cpu", weights_only=True)
-    history: list = []
-    model, out = train_classifier(ctx, "ulmfit", encoder, True, history, "")
-    torch.save(model.state_dict(), ctx.out_dir / "classifier.pt")
-    (ctx.out_dir / "classifier.json").write_text(json.dumps({"params": ctx.params.model_dump(mode="json")}))
-    pd.DataFrame(history).to_csv(ctx.out_dir / "history.csv", index=False)
-    for name in ("classifier.pt", "classifier.json"):
-        ctx.log_artifact(ctx.out_dir / name, "model")
-    return {**out, "epoch_seconds": float(np.mean([h["epoch_seconds"] for h in history]))}
+    model, out = train_classifier(ctx, "ulmfit", ctx.load_state("finetune", "encoder"), True, "")
+    ctx.save_model("classifier", model, {"params": ctx.params.model_dump(mode="json")})
+    return {**out, "epoch_seconds": float(np.mean([h["epoch_seconds"] for h in ctx.history.values()]))}
 
 
 def ablation(ctx: StageContext) -> dict[str, float]:
     """The ablation's other rows: each classifier trained exactly as in classify, from another start."""
-    import torch
-
     from orch_ulmfit.model import encoder_state
 
     p = ctx.params
-    history: list = []
     rows, out = [], {}
     for variant in p.ablation:
         if variant == "scratch":
@@ -287,14 +256,12 @@ def ablation(ctx: StageContext) -> dict[str, float]:
         elif variant == "pretrained":
             encoder, gradual = encoder_state(converted_lm(ctx)[0]), True
         else:
-            encoder = torch.load(ctx.input_dir("finetune") / "encoder.pt", map_location="cpu", weights_only=True)
+            encoder = ctx.load_state("finetune", "encoder")
             gradual = False
-        _, result = train_classifier(ctx, variant, encoder, gradual, history, f"{variant}.")
+        _, result = train_classifier(ctx, variant, encoder, gradual, f"{variant}.")
         rows.append({"variant": variant, **result})
         out.update({f"{variant}.{k}": v for k, v in result.items() if k in ("val_error", "train_error", "seconds")})
     pd.DataFrame(rows).to_csv(ctx.out_dir / "ablation.csv", index=False)
-    pd.DataFrame(history).to_csv(ctx.out_dir / "history.csv", index=False)
-    ctx.log_artifact(ctx.out_dir / "ablation.csv", "table")
     return out
 
 
@@ -317,16 +284,14 @@ def report(ctx: StageContext) -> dict[str, float]:
         rows = pd.read_csv(ablation_csv)[["variant", "val_error", "train_error", "seconds"]].to_dict("records") + rows
     table = pd.DataFrame(rows)
     table.to_csv(out / "ablation.csv", index=False)
-    histories = [pd.read_csv(ctx.input_dir(s) / "history.csv") for s in ("classify", "ablation")
-                 if (ctx.input_dir(s) / "history.csv").exists() and (ctx.input_dir(s) / "history.csv").stat().st_size > 1]
-    lm = [pd.read_csv(ctx.input_dir(s) / "history.csv") for s in ("pretrain", "finetune")]
-    files = [plots.ablation(table, m["val_majority_error"], out / "ablation.png"),
-             plots.classifier_curves(pd.concat(histories), out / "classifier_curves.png"),
-             plots.lm_curves(pd.concat(lm), out / "lm_curves.png")]
+    ablation_history = ctx.input_dir("ablation") / "history.csv"
+    plots.ablation(table, m["val_majority_error"], out / "ablation.png")
+    plots.classifier_curves(pd.read_csv(ctx.input_dir("classify") / "history.csv"),
+                            pd.read_csv(ablation_history) if ablation_history.exists() else None,
+                            list(ctx.params.ablation), out / "classifier_curves.png")
+    plots.lm_curves({s: pd.read_csv(ctx.input_dir(s) / "history.csv") for s in ("pretrain", "finetune")},
+                    out / "lm_curves.png")
     (out / "ablation.md").write_text(_ablation_md(table, m), encoding="utf-8")
-    for path in files:
-        ctx.log_artifact(path, "plot")
-    ctx.log_artifact(out / "ablation.md", "report")
     ctx.bias_variance_report(m, human=_human(ctx))
     return {}
 

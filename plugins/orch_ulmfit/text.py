@@ -153,7 +153,7 @@ class Vocab:
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":
-        from orchestrator.errors import UserError
+        from orchestrator import UserError
 
         try:
             itos = tuple(path.read_text(encoding="utf-8").rstrip("\n").split("\n"))

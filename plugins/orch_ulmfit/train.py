@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, Iterable
 
 import numpy as np
 import torch
@@ -107,10 +107,8 @@ def evaluate_lm(model, ids: np.ndarray, bs: int, bptt: int, device) -> tuple[flo
 
 def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs: int, bptt: int, lr: float,
            wd: float, clip: float, device, seed: int, discriminative: bool,
-           on_epoch: Callable[[int, dict], None], progress: bool = True) -> float:
+           on_epoch: Callable[[int, dict], None], progress: Callable[..., Iterable] = lambda it, **_: it) -> float:
     """Train a language model (STLR over all steps; discriminative LRs if asked). Returns tokens/s."""
-    from tqdm.auto import tqdm
-
     groups = model.layer_groups()
     opt = make_optimizer(groups, lr, wd, discriminative)
     loader = LMLoader(train_ids, bs, bptt, seed)
@@ -119,8 +117,7 @@ def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs
         model.train()
         model.reset()
         start, loss_sum, n = time.perf_counter(), 0.0, 0
-        for x, y in tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                         disable=None if progress else True, mininterval=1.0):
+        for x, y in progress(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}"):
             x, y = x.to(device), y.to(device)
             scale = stlr(step, total_steps) * x.shape[1] / bptt  # AWD-LSTM: lr scaled by sequence length
             for g in opt.param_groups:
@@ -189,11 +186,10 @@ def unfreezing_schedule(n_groups: int, gradual: bool, final_epochs: int) -> list
 
 def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len: int, clip: float, device,
                    seed: int, gradual: bool, discriminative: bool, final_epochs: int,
-                   on_epoch: Callable[[int, dict], None], progress: bool = True) -> float:
+                   on_epoch: Callable[[int, dict], None],
+                   progress: Callable[..., Iterable] = lambda it, **_: it) -> float:
     """Gradual unfreezing: each phase its own STLR cycle, LR halved per phase (the fastai recipe's
     2e-2, 1e-2, 5e-3 ... steps), discriminative LRs across groups. Returns documents/s."""
-    from tqdm.auto import tqdm
-
     rng = np.random.default_rng(seed)
     groups = model.layer_groups()
     schedule = unfreezing_schedule(len(groups), gradual, final_epochs)
@@ -206,9 +202,8 @@ def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len:
         opt = make_optimizer([g for g in groups[len(groups) - n_trainable:]], phase_lr, wd, discriminative)
         model.train()
         start, loss_sum, n = time.perf_counter(), 0.0, 0
-        for step, (x, lengths, y) in enumerate(tqdm(doc_batches(docs, labels, bs, max_len, True, rng), total=steps,
-                                                    desc=f"epoch {epoch + 1}/{len(schedule)}", leave=False,
-                                                    disable=None if progress else True, mininterval=1.0)):
+        for step, (x, lengths, y) in enumerate(progress(doc_batches(docs, labels, bs, max_len, True, rng), total=steps,
+                                                        desc=f"epoch {epoch + 1}/{len(schedule)}")):
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * stlr(step, steps)
             logits = model(x.to(device), lengths.to(device))

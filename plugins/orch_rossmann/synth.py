@@ -143,7 +143,7 @@ def write(folder: Path, spec: Spec = Spec()) -> dict:
     _csv(pd.DataFrame({"StateName": [STATES[c][0] for c in codes], "State": codes}), folder / "state_names.csv")
     _csv(_weather(days, codes, rng), folder / "weather.csv")
     _csv(_trends(days, codes, rng), folder / "googletrend.csv")
-    meta = {"generator": "orch_rossmann.generate", "n_stores": spec.n_stores, "seed": spec.seed,
+    meta = {"generator": "orch_rossmann.synth", "n_stores": spec.n_stores, "seed": spec.seed,
             "noise_sigma": spec.noise_sigma,
             # with y = m * exp(e), e ~ N(0, s^2), the best constant-factor prediction gives
             # RMSPE = sqrt(1 - exp(-s^2)): the irreducible error of this data

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.errors import UserError
+from orchestrator import UserError
 
 GROUPS = ("coarse", "middle", "fine")
 
@@ -65,7 +65,7 @@ def generate_command(env, run_id, seeds, psi, cutoff, mix_seed, mix_layers, out_
     import numpy as np
 
     from orch_stylegan.grids import save_png, tile
-    from orch_stylegan.stages import load_generator
+    from orch_stylegan.model import load_generator
 
     if not -1 <= psi <= 1:
         raise UserError(f"--psi: must be in [-1, 1], got {psi}")

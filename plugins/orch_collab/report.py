@@ -1,8 +1,6 @@
-"""The lesson's look inside the model: film biases, and PCA of the film embeddings."""
+"""The lesson's look inside the model: film biases, PCA of the film embeddings, and their write-up."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,25 +40,18 @@ def component_ends(scores: np.ndarray, titles: list[str], items: np.ndarray, n: 
     return pd.DataFrame(rows)
 
 
-def scatter(scores: np.ndarray, titles: list[str], items: np.ndarray, path: Path, n: int = 50) -> Path:
-    """The ``n`` most-rated films on the first two components, labelled with their titles."""
-    from orchestrator.plots import pyplot, save
-
-    plt = pyplot()
-
-    n = min(n, len(items))
-    fig, ax = plt.subplots(figsize=(13, 11))
-    x, y = scores[:n, 0], scores[:n, 1]
-    ax.scatter(x, y, s=14, color="#1f77b4")
-    for j in range(n):
-        ax.annotate(_short(titles[items[j]]), (x[j], y[j]), fontsize=8, xytext=(3, 3),
-                    textcoords="offset points")
-    ax.set_xlabel("component 1")
-    ax.set_ylabel("component 2")
-    ax.set_title(f"PCA of the film embeddings: the {n} most-rated films")
-    ax.spines[["top", "right"]].set_visible(False)
-    return save(fig, path)
-
-
-def _short(title: str, width: int = 28) -> str:
-    return title if len(title) <= width else title[: width - 1] + "…"
+def interpretation_md(biases: pd.DataFrame, ends: pd.DataFrame, ratio: np.ndarray) -> str:
+    lines = ["# What the collab model learned", "", f"Among the {TOP_FILMS} most-rated films.", ""]
+    for end in ("lowest", "highest"):
+        rows = biases[biases["end"] == end]
+        lines += [f"## 15 films with the {end} bias", "", "| film | bias |", "|---|---:|",
+                  *(f"| {r.title} | {r.bias:.3f} |" for r in rows.itertuples()), ""]
+    for c in (1, 2):
+        share = ratio[c - 1] if len(ratio) >= c else float("nan")
+        lines += [f"## PCA component {c} ({share:.1%} of the variance)", ""]
+        for end in ("low", "high"):
+            films = ends[(ends["component"] == c) & (ends["end"] == end)]["title"]
+            lines.append(f"- {end} end: " + "; ".join(films))
+        lines.append("")
+    lines.append("![films on components 1 and 2](pca_scatter.png)")
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from orchestrator.errors import UserError
+from orchestrator import UserError
 
 
 class Recommender:
@@ -17,9 +17,10 @@ class Recommender:
     def __init__(self, model_dir: Path, tables: Path):
         """``model_dir`` holds model.pt/model.json; ``tables`` the prepare stage's items.csv,
         users.csv and ratings.parquet (to leave out films a user has already rated)."""
-        from orch_collab.stages import load_model
+        from orch_collab.model import build
+        from orchestrator import load_model
 
-        self.model = load_model(model_dir)
+        self.model = load_model(model_dir, "model", build)
         self.items = pd.read_csv(tables / "items.csv", keep_default_na=False)
         users = pd.read_csv(tables / "users.csv")
         self.user_index = dict(zip(users["userId"], users["user"]))

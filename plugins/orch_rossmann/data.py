@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestrator.errors import UserError
+from orchestrator import UserError
 
 REQUIRED = {
     "train.csv": ["Store", "DayOfWeek", "Date", "Sales", "Open", "Promo", "StateHoliday", "SchoolHoliday"],
@@ -142,3 +142,49 @@ def features(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFram
     train = train[(train["Open"] > 0) & (train["Sales"] > 0)].copy()
     train["LogSales"] = np.log(train["Sales"])
     return train.sort_values(["Date", "Store"]).reset_index(drop=True), test.reset_index(drop=True)
+
+
+def columns(p) -> tuple[list[str], list[str]]:
+    """(categorical, continuous) columns: the generic CSV's own when it names them."""
+    if p.csv.path:
+        return list(p.csv.categorical or p.categorical), list(p.csv.continuous or p.continuous)
+    return list(p.categorical), list(p.continuous)
+
+
+def load_frames(p, work: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """(train-period rows with LogSales, test rows with answers or None, facts about the data):
+    from a generic CSV, the embedded generator (written into ``work``), or a Kaggle folder."""
+    if p.csv.path:
+        return load_csv(Path(p.csv.path), p.csv.date, p.csv.target, [c for cols in columns(p) for c in cols]), None, \
+            {"source": p.csv.path}
+    if p.data == "embedded":
+        from orch_rossmann import synth
+
+        folder = work / "data"
+        meta = synth.write(folder, synth.Spec(p.n_stores, p.data_seed, p.noise_sigma))
+    else:
+        folder, meta = Path(p.data), {}
+    train, test = features(load(folder))
+    solution = folder / "test_solution.csv"
+    if solution.exists():  # the generator keeps the test answers Kaggle kept secret
+        answers = pd.read_csv(solution)
+        test = test.drop(columns=["Sales"]).merge(answers, on="Id", how="left")
+        test = test[(test["Open"] > 0) & (test["Sales"] > 0)].assign(LogSales=lambda f: np.log(f["Sales"]))
+    else:
+        test = None
+    return train, test, {"source": str(folder), **meta}
+
+
+def load_csv(path: Path, date: str, target: str, feature_columns: list[str]) -> pd.DataFrame:
+    """Any CSV with a date, a positive target and feature columns, renamed to Date and Sales."""
+    frame = read(path.parent, path.name, [date, target, *feature_columns])
+    values = pd.to_numeric(frame[target], errors="coerce")
+    if values.isna().any():
+        raise UserError(f"{path}: column {target}: expected numbers")
+    dates = pd.to_datetime(frame[date], errors="coerce")
+    if dates.isna().any():
+        row = int(dates.isna().to_numpy().argmax())
+        raise UserError(f"{path}: column {date}: expected dates (e.g. 2015-07-31), got {frame[date].iloc[row]!r}")
+    frame = frame.assign(**{date: dates})[values > 0].copy()
+    frame["LogSales"] = np.log(values[values > 0])
+    return frame.rename(columns={date: "Date", target: "Sales"})

@@ -1,0 +1,96 @@
+"""Model files and resumable training state: the host's one way to write and read them.
+
+Models are saved as a ``state_dict`` (``NAME.pt``) beside the config that rebuilds them
+(``NAME.json``), and always loaded with ``weights_only=True``: opening a model file never runs
+pickled code. Checkpoints hold whatever a stage hands over plus every RNG state, and are written
+atomically (temporary file, fsync, rename): a kill during the write leaves the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+
+def save_model(folder: Path, name: str, model: Any, config: dict | None = None) -> list[Path]:
+    """Write ``name.pt`` (the module's state_dict, or a state dict) and ``name.json`` (config)."""
+    import torch
+
+    state = model.state_dict() if hasattr(model, "state_dict") else model
+    paths = [Path(folder) / f"{name}.pt"]
+    torch.save(state, paths[0])
+    if config is not None:
+        paths.append(Path(folder) / f"{name}.json")
+        paths[1].write_text(json.dumps(config, indent=1))
+    return paths
+
+
+def read_config(folder: Path, name: str) -> dict:
+    return json.loads((Path(folder) / f"{name}.json").read_text())
+
+
+def load_state(folder: Path, name: str) -> dict:
+    """A saved state dict, on the CPU, weights only."""
+    import torch
+
+    return torch.load(Path(folder) / f"{name}.pt", map_location="cpu", weights_only=True)
+
+
+def load_model(folder: Path, name: str, build: Callable[[dict], Any]) -> Any:
+    """``build(config)`` with the saved weights loaded, in eval mode."""
+    model = build(read_config(folder, name))
+    model.load_state_dict(load_state(folder, name))
+    return model.eval()
+
+
+def rng_states() -> dict:
+    """Python, NumPy and torch RNG states in a form ``weights_only`` loading accepts."""
+    import numpy as np
+    import torch
+
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {"python": random.getstate(), "torch": torch.get_rng_state(),
+              "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(_tuples(states["python"]))
+    torch.set_rng_state(states["torch"])
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def write_atomic(state: dict, path: Path) -> None:
+    """torch.save to a temporary file, fsync, then rename over ``path``."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: Path) -> dict | None:
+    import torch
+
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
