@@ -32,7 +32,7 @@ class CommandEnv:
 
     def run_artifacts(self, run_id: str):
         """``download(kind) -> folder`` for a tracked run of this task (``--run ID``)."""
-        return fetch_run(self.pm, self.task.name, run_id)["download"]
+        return fetch_run(self.pm, self.task.name, run_id).download
 
     def pipeline_output(self, stage: str, required: str | None = None) -> Path:
         """The DVC pipeline's output folder of ``stage``, checked to hold ``required``."""
@@ -42,13 +42,13 @@ class CommandEnv:
         return folder
 
 
-def fetch_run(pm, task: str, run_id: str) -> dict:
+def fetch_run(pm, task: str, run_id: str):
     """What the trackers know of ``--run ID``, checked to be a run of ``task``."""
     found = pm.hook.orch_fetch_run(run_id=run_id)
     if not found:
         raise UserError(f"--run {run_id}: no tracked run with that id")
-    if found.get("task") != task:
-        raise UserError(f"--run {run_id}: a {found.get('task')!r} run, not {task}")
+    if found.task != task:
+        raise UserError(f"--run {run_id}: a {found.task!r} run, not {task}")
     return found
 
 
@@ -247,6 +247,44 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
     click.echo(f"wrote {out / 'best_params.yaml'} and {out / 'trials.md'}")
 
 
+@main.command("dvc")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="fail (with the diff) when dvc.yaml differs from what would be written.")
+@handled
+def dvc_command(folder: Path | None, check: bool) -> None:
+    """Write FOLDER/dvc.yaml (default: the project's) from every installed task's stages."""
+    import difflib
+
+    from orchestrator import dvcgen
+    from orchestrator.manager import get_plugin_manager
+    from orchestrator.params import read_yaml, task_section
+    from orchestrator.registry import load_tasks
+    from orchestrator.runner import PARAMS_FILE, Project
+
+    wdir = Path(folder) if folder else Project.find().root
+    if not wdir.is_dir():
+        raise UserError(f"{wdir}: no such folder")
+    params_file = wdir / PARAMS_FILE
+    tasks = list(load_tasks(get_plugin_manager()).values())
+    if not check:
+        for name in dvcgen.complete_params(tasks, params_file):
+            click.echo(f"added {name}'s default params to {params_file}")
+    raw = read_yaml(params_file) if params_file.exists() else {}
+    sweeps = {r.task.name for r in tasks if task_section(raw, r.task.name, str(params_file))[1].get("in_pipeline")}
+    text = dvcgen.generate(tasks, wdir, sweeps)
+    target = wdir / "dvc.yaml"
+    current = target.read_text(encoding="utf-8") if target.exists() else ""
+    if check:
+        if current != text:
+            diff = difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(target), "orch dvc")
+            click.echo("".join(diff), nl=False)
+            _fail(f"{target} is out of date; run `orch dvc{' ' + str(folder) if folder else ''}`", EXIT_FAILED)
+        click.echo(f"{target}: up to date ({len(tasks)} tasks)")
+        return
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target} ({len(tasks)} tasks, {text.count('cmd: ')} stages)")
+
+
 @main.command()
 @click.argument("task")
 @click.option("--run", "run_id", help="a tracked run id (default: the DVC pipeline's outputs).")
@@ -279,7 +317,7 @@ def _run_metrics(pm, project, reg, run_id: str | None) -> dict:
     from orchestrator.context import read_metrics
 
     if run_id:
-        return fetch_run(pm, reg.task.name, run_id)["metrics"]
+        return fetch_run(pm, reg.task.name, run_id).metrics
     base = project.outputs(reg.task.name)
     names = [s.name for s in reg.task.stages]
     metrics = read_metrics({name: base / name for name in names}, names)
@@ -366,7 +404,7 @@ def _scratch(project) -> Path:
 def _summary(info, metrics: dict, task, workdir: Path) -> None:
     ids = ", ".join(f"{k} run {v}" for k, v in info.tracking.items()) or "no tracker"
     click.echo(f"run {info.name} finished ({ids})")
-    shown = {k: v for k, v in metrics.items() if k.startswith(("train_", "val_")) or k == "predict_ms_per_1k"}
+    shown = {k: v for k, v in metrics.items() if k.startswith(("train_", "val_")) or k in task.constraints}
     click.echo("  " + "  ".join(f"{k}={v:.4f}" for k, v in shown.items()))
     reports = sorted(workdir.glob("*/report.json"))  # the report may replace the task's baseline
     if reports:

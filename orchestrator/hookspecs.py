@@ -20,7 +20,7 @@ hookimpl = pluggy.HookimplMarker(NAME)
 
 if TYPE_CHECKING:
     from orchestrator.report import BiasVarianceReport
-    from orchestrator.task import OrchConfig, RunInfo, SweepInfo, Task
+    from orchestrator.task import FetchedRun, OrchConfig, RunInfo, SweepInfo, Task
 
 
 
@@ -110,12 +110,12 @@ def orch_report_built(run: RunInfo, report: BiasVarianceReport, files: list[Path
 
 
 @hookspec(firstresult=True)
-def orch_fetch_run(run_id: str) -> dict[str, Any] | None:
+def orch_fetch_run(run_id: str) -> FetchedRun | None:
     """Look up a tracked run by id, for ``orch report --run`` and ``orch predict --run``.
 
-    Receives the run id. A tracker that knows it returns ``{"task": ..., "params": {...},
-    "metrics": {...}, "artifacts": <local folder with the run's artifacts>}``; the first non-None
-    answer wins. Returns None when the run is not its own.
+    Receives the run id. A tracker that knows it returns a ``FetchedRun`` (task, params, metrics,
+    tags, and ``download(kind)`` that brings the run's artifacts of one kind into a local folder);
+    the first non-None answer wins. Returns None when the run is not its own.
     """
 
 

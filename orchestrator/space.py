@@ -120,6 +120,7 @@ class SweepConfig(BaseModel):
     timeout: float | None = Field(None, gt=0)
     constraints: dict[str, Constraint] = {}
     space: dict[str, ParamSpace] = {}
+    in_pipeline: bool = False  # `orch dvc` adds a TASK_sweep stage to dvc.yaml
 
 
 def sample(space: Mapping[str, ParamSpace], trial: Any) -> dict[str, Any]:

@@ -355,7 +355,7 @@ def run_sweep(
             run_worker(plan, remaining, offset=done, pm=pm)
         elif remaining:
             _run_processes(plan, remaining, jobs, offset=done)
-    except KeyboardInterrupt as exc:
+    except BaseException as exc:  # Ctrl-C, a lost worker, a bug: the parent run is closed all the same
         interrupted = exc
     study = load_study(plan)
     best = best_trial(study, plan.direction)

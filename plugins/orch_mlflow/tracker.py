@@ -204,10 +204,7 @@ class MlflowTracker:
             dst = tempfile.mkdtemp(prefix="orch-run-")
             return Path(client.download_artifacts(run_id, artifact_path, dst))
 
-        return {
-            "task": found.data.tags.get("orch.task"),
-            "params": dict(found.data.params),
-            "metrics": dict(found.data.metrics),
-            "tags": dict(found.data.tags),
-            "download": download,
-        }
+        from orchestrator import FetchedRun
+
+        return FetchedRun(task=found.data.tags.get("orch.task"), params=dict(found.data.params),
+                          metrics=dict(found.data.metrics), tags=dict(found.data.tags), download=download)

@@ -91,6 +91,7 @@ def train(ctx: StageContext) -> dict[str, float]:
     saved = ctx.restore() if p.checkpoints else None
     if saved is not None:
         trainer.load_state_dict(saved)
+        ctx.echo(f"continuing at epoch {trainer.epoch}")
     resumed = trainer.epoch
     (ctx.out_dir / "grids").mkdir()
     for row in trainer.history:  # epochs done before an interruption: show them in this run too
