@@ -60,13 +60,13 @@ def main() -> None:
     torch.manual_seed(0)
     lm = LanguageModel(len(vocab), args.emb, args.hid, args.layers, 0.5)
     lm_speed = fit_lm(lm, stream[: args.lm_tokens], stream[-20_000:], epochs=1, bs=32, bptt=70, lr=4e-3, wd=0.01,
-                      clip=0.4, device="cpu", seed=0, discriminative=True, on_epoch=lambda e, m: None, progress=False)
+                      clip=0.4, device="cpu", seed=0, discriminative=True, on_epoch=lambda e, m: None)
     labels = np.array(labelled.labels[:n_train])
     clf = Classifier(len(vocab), args.emb, args.hid, args.layers, 2, 0.5)
     sub = (ids[: args.clf_docs], labels[: args.clf_docs])
     clf_speed = fit_classifier(clf, sub, (ids[-500:], labels[-500:]), lr=1e-3, wd=0.01, bs=64, max_len=150, clip=0.4,
                                device="cpu", seed=0, gradual=False, discriminative=True, final_epochs=1,
-                               on_epoch=lambda e, m: None, progress=False)
+                               on_epoch=lambda e, m: None)
     result = {
         "command": "python benchmarks/ulmfit_speed.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator import FetchedRun
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -45,8 +47,9 @@ def test_run_lifecycle(tracker, project):
     assert got.info.artifact_uri.startswith((project / "mlartifacts" / "t").as_uri())
 
     fetched = tracker.orch_fetch_run(run_id=run_id)
-    assert fetched["task"] == "t" and fetched["metrics"]["val_rmse"] == 0.9
-    assert (fetched["download"]("model") / "m.pt").read_bytes() == b"weights"
+    assert isinstance(fetched, FetchedRun)  # the record the hookspec documents
+    assert fetched.task == "t" and fetched.metrics["val_rmse"] == 0.9 and fetched.params["lr"] == "0.1"
+    assert (fetched.download("model") / "m.pt").read_bytes() == b"weights"
     assert tracker.orch_fetch_run(run_id="0" * 32) is None
 
     later = new_run(resume={"mlflow": run_id})

@@ -181,7 +181,7 @@ def load_csv(path: Path, date: str, target: str, feature_columns: list[str]) -> 
     values = pd.to_numeric(frame[target], errors="coerce")
     if values.isna().any():
         raise UserError(f"{path}: column {target}: expected numbers")
-    dates = pd.to_datetime(frame[date], errors="coerce")
+    dates = pd.to_datetime(frame[date].astype(str), errors="coerce", format="ISO8601")
     if dates.isna().any():
         row = int(dates.isna().to_numpy().argmax())
         raise UserError(f"{path}: column {date}: expected dates (e.g. 2015-07-31), got {frame[date].iloc[row]!r}")
