@@ -31,6 +31,9 @@ Inside a stage
 For trackers (lifecycle hooks)
     ``RunInfo``, ``SweepInfo``, ``OrchConfig``, ``FetchedRun``, ``BestTrial``, ``BiasVarianceReport``
     ``Pruned``              raised inside a trial that the pruner stopped
+
+For commands (``orch_register_commands``, ``Task.commands``)
+    ``Project``             the project folder: ``Project.find()``, its params file and outputs
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ _EXPORTS = {
     "UserError": "errors", "RunFailed": "errors", "Pruned": "errors",
     "pyplot": "plots", "save_figure": "plots", "loss_curves": "plots",
     "BiasVarianceReport": "report",
+    "Project": "runner",
 }
 
 __all__ = ["NAME", "hookimpl", "__version__", *_EXPORTS]

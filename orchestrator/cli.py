@@ -103,14 +103,48 @@ set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALU
                           help="override a param, e.g. --set lr=0.01 (repeatable).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OrchGroup(click.Group):
+    """The built-in commands, plus those plugins add (``orch_register_commands``) and one per verb
+    that tasks declare in ``Task.commands`` (``orch predict collab``). Plugins load only when a name
+    is not built in, or for the command list of ``orch --help``."""
+
+    def _registered(self) -> dict[str, click.Command]:
+        """Commands from ``orch_register_commands`` (cheap: task plugins stay unimported)."""
+        if not hasattr(self, "_added"):
+            from orchestrator.manager import get_plugin_manager
+
+            self._pm = get_plugin_manager()
+            added = click.Group("plugins")
+            self._pm.hook.orch_register_commands(cli=added)
+            self._added = {n: c for n, c in added.commands.items() if n not in self.commands}
+        return self._added
+
+    def _task_verb(self, name: str) -> click.Command | None:
+        """``orch VERB TASK`` for a verb some task declares in ``Task.commands``."""
+        from orchestrator.registry import load_tasks
+
+        self._registered()
+        verbs = {verb for reg in load_tasks(self._pm).values() for verb in reg.task.commands}
+        return _task_command(name) if name in verbs else None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._registered()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self.commands.get(name) or self._registered().get(name) or self._task_verb(name)
+
+
+@click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="orch")
 @click.option("--tracking-uri", envvar="ORCH_TRACKING_URI", metavar="URI",
               help="tracking store (default: MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
 @click.option("-q", "--quiet", is_flag=True, help="no per-epoch lines or progress bars.")
 @click.pass_context
 def main(ctx: click.Context, tracking_uri: str | None, quiet: bool) -> None:
-    """Run deep-learning task plugins as DVC stages, sweep them with Optuna, track them in MLflow."""
+    """Run deep-learning task plugins as DVC stages, sweep them with Optuna, track them in MLflow.
+
+    Tasks add their own verbs: `orch predict collab`, `orch generate charrnn` (`orch tasks -v`
+    lists each task's commands)."""
     ctx.ensure_object(dict)
     ctx.obj.update(tracking_uri=tracking_uri, quiet=quiet)
 
@@ -341,30 +375,8 @@ def _study_table(project, study: str, storage: str | None) -> str:
     return trial_table(trial_rows(found))
 
 
-@main.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (local only by default).")
-@click.pass_context
-@handled
-def ui(ctx, port: int, host: str) -> None:
-    """Open the MLflow UI on the project's tracking store."""
-    import os
-    import subprocess
-
-    from orchestrator.runner import Project
-
-    project = Project.find()
-    uri = ctx.obj["tracking_uri"] or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project.root / 'mlflow.db'}"
-    click.echo(f"MLflow UI on http://{host}:{port} (store: {uri}); Ctrl-C stops it", err=True)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    if uri.startswith("sqlite:"):
-        cmd += ["--default-artifact-root", (project.root / "mlartifacts").as_uri()]
-    env = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
-    sys.exit(subprocess.call(cmd, cwd=project.root, env=env))
-
-
-def _task_command(kind: str):
-    @main.command(kind, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+def _task_command(kind: str) -> click.Command:
+    @click.command(kind, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                           "help_option_names": []},
                   help=f"Run TASK's {kind} command (orch {kind} TASK --help lists its options).")
     @click.argument("task")
@@ -391,8 +403,6 @@ def _task_command(kind: str):
     return command
 
 
-predict = _task_command("predict")
-generate = _task_command("generate")
 
 
 def _scratch(project) -> Path:

@@ -48,6 +48,17 @@ def orch_register_tasks() -> list[Task]:
     """
 
 
+@hookspec
+def orch_register_commands(cli: Any) -> None:
+    """Add commands to the ``orch`` command line.
+
+    Called once per process when the CLI meets a command name it does not have built in (or lists
+    its commands for ``--help``). Receives a click group; a plugin calls ``cli.add_command(cmd)``
+    (the MLflow tracker adds ``orch ui``). A name that is built in or already taken is ignored.
+    Returns nothing.
+    """
+
+
 # -- runs -----------------------------------------------------------------------------------------
 
 

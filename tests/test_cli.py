@@ -129,3 +129,14 @@ def test_python_m_and_orch_script_agree(project):
     assert script, "the orch console script is installed"
     out = subprocess.run([script, "tasks"], cwd=project, capture_output=True, text=True)
     assert out.returncode == 0 and "collab" in out.stdout
+
+
+def test_plugins_add_commands_through_orch_register_commands(project, toy_site):
+    out = orch("toy-hello", "world", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hello world"
+    listed = orch("--help", cwd=project).stdout
+    assert "toy-hello" in listed and "ui" in listed  # the MLflow plugin adds `orch ui` the same way
+    assert "--port" in orch("ui", "--help", cwd=project).stdout
+    unknown = orch("no-such-command", cwd=project)
+    assert unknown.returncode == 2 and "No such command" in unknown.stderr

@@ -84,6 +84,12 @@ class MlflowTracker:
     # -- hooks ------------------------------------------------------------------------------------
 
     @hookimpl
+    def orch_register_commands(self, cli) -> None:
+        from orch_mlflow.commands import ui_command
+
+        cli.add_command(ui_command)
+
+    @hookimpl
     def orch_configure(self, config) -> None:
         self.root = Path(config.root)
         self.uri = config.tracking_uri
