@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from orchestrator import checkpoint
 from orchestrator.errors import ContractError, NonFiniteLoss
+from orchestrator.stage_params import SEED
 
 if TYPE_CHECKING:
     import pluggy
@@ -87,7 +88,7 @@ class StageContext:
         stage that trains several models and wants each to start as if alone."""
         from orchestrator.device import seed_everything
 
-        seed_everything(self.params.seed)
+        seed_everything(getattr(self.params, SEED))
 
     # -- progress ---------------------------------------------------------------------------------
 
@@ -157,10 +158,8 @@ class StageContext:
     def checkpoint_path(self) -> Path:
         """Keyed by the task, the stage, its declared params (but those in ``checkpoint_ignores``)
         and its inputs' contents: the same training started again finds its checkpoint."""
-        keep = tuple(k for k in self._declared if k not in self.spec.checkpoint_ignores)
-        from orchestrator.stage_params import restrict
-
-        plain = restrict(self.params._model.model_dump(mode="json"), keep)
+        keep = tuple(k for k in self.params.declared if k not in self.spec.checkpoint_ignores)
+        plain = self.params.model_dump(keep, mode="json")
         digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode())
         for stage in self.spec.inputs:
             for path in sorted(p for p in self.dirs[stage].rglob("*") if p.is_file()):
@@ -169,10 +168,6 @@ class StageContext:
                     while block := f.read(1 << 20):
                         digest.update(block)
         return self.scratch / "checkpoints" / self.task.name / f"{self.stage}-{digest.hexdigest()[:12]}.pt"
-
-    @property
-    def _declared(self) -> tuple[str, ...]:
-        return self.params._declared
 
     def checkpoint(self, state: dict) -> None:
         """Save training state (weights, optimizer, epoch...) with every RNG state, atomically."""

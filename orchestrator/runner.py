@@ -26,7 +26,7 @@ from orchestrator.errors import UserError
 from orchestrator.manager import OrchPluginManager
 from orchestrator.params import flatten, params_hash
 from orchestrator.registry import RegisteredTask
-from orchestrator.stage_params import StageParams, declared_keys
+from orchestrator.stage_params import SEED, StageParams, declared_keys
 from orchestrator.task import RunInfo, Stage, SweepInfo
 
 RUN_FILE = "run.json"
@@ -148,8 +148,8 @@ def _run_one(stage: Stage, ctx: StageContext, params: BaseModel) -> dict[str, fl
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     try:
-        if "seed" in type(params).model_fields:
-            seed_everything(params.seed)
+        if SEED in type(params).model_fields:
+            seed_everything(getattr(params, SEED))
         result = {k: float(v) for k, v in (stage.fn(ctx) or {}).items()}
         (out / METRICS_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         write_history(ctx.history, out / HISTORY_FILE)

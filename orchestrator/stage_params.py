@@ -10,12 +10,14 @@ from typing import Any
 
 from orchestrator.errors import ContractError
 
+SEED = "seed"  # the task's seed param, if its model has one: the host seeds every stage from it
+
 
 def declared_keys(stage_params: tuple[str, ...], model: type) -> tuple[str, ...]:
     """The stage's keys, with the task's ``seed`` (the host seeds every stage from it) when it has one."""
     keys = tuple(stage_params)
-    if "seed" in getattr(model, "model_fields", {}) and "seed" not in keys:
-        keys += ("seed",)
+    if SEED in getattr(model, "model_fields", {}) and SEED not in keys:
+        keys += (SEED,)
     return keys
 
 
@@ -53,9 +55,13 @@ class StageParams:
         raise ContractError(f"stage {self._where} reads param {full!r}, which it does not declare "
                             f"(its params: {shown})")
 
-    def model_dump(self, **kwargs: Any) -> dict:
-        """The declared part of the params, as the model would dump it."""
-        return restrict(self._model.model_dump(**kwargs), self._declared, self._prefix)
+    @property
+    def declared(self) -> tuple[str, ...]:
+        return self._declared
+
+    def model_dump(self, keys: tuple[str, ...] | None = None, **kwargs: Any) -> dict:
+        """The declared part of the params (or the part ``keys`` names), as the model would dump it."""
+        return restrict(self._model.model_dump(**kwargs), self._declared if keys is None else keys, self._prefix)
 
     def __repr__(self) -> str:
         return f"StageParams({self._where}: {', '.join(self._declared)})"

@@ -3,8 +3,7 @@ fast.ai lesson's progression as a task plugin, registered through the ``orch`` e
 
 from __future__ import annotations
 
-from orchestrator import hookimpl
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
 
 HUMAN = HumanBaseline(
     error=1.3,

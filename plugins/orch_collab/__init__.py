@@ -5,8 +5,7 @@ Registered through the ``orch`` entry-point group like any third-party plugin.
 
 from __future__ import annotations
 
-from orchestrator import hookimpl
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
 
 HUMAN = HumanBaseline(
     error=0.557,

@@ -3,8 +3,7 @@ forest and KNN: the fast.ai lesson and Guo & Berkhahn's paper as a task plugin."
 
 from __future__ import annotations
 
-from orchestrator import hookimpl
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
 
 HUMAN = HumanBaseline(
     error=0.10,

@@ -4,8 +4,7 @@ entry-point group."""
 
 from __future__ import annotations
 
-from orchestrator import hookimpl
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
 
 HUMAN = HumanBaseline(
     error=0.0,

@@ -271,13 +271,7 @@ def build(p, channels: int) -> tuple[Generator, Discriminator]:
 def load_generator(folder: Path) -> tuple[Generator, "StyleGANParams"]:
     """The EMA generator from a train output folder (weights only), and the params it was built with."""
     from orch_stylegan.params import StyleGANParams
-    from orchestrator import load_model
+    from orchestrator import load_model, read_config
 
-    cfg: dict = {}
-
-    def from_config(config: dict) -> Generator:
-        cfg.update(config)
-        return build(StyleGANParams.model_validate(config["params"]), config["channels"])[0]
-
-    g = load_model(folder, "generator", from_config)
-    return g, StyleGANParams.model_validate(cfg["params"])
+    p = StyleGANParams.model_validate(read_config(folder, "generator")["params"])
+    return load_model(folder, "generator", lambda config: build(p, config["channels"])[0]), p

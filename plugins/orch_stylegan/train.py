@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import random
 import time
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np

@@ -4,8 +4,7 @@ fine-tuning, then a classifier with gradual unfreezing, as a task plugin registe
 
 from __future__ import annotations
 
-from orchestrator import hookimpl
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task
+from orchestrator import Artifact, HumanBaseline, Stage, Task, hookimpl
 
 HUMAN = HumanBaseline(
     error=0.05,

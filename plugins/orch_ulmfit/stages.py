@@ -119,7 +119,6 @@ def _lm_figures(ctx: StageContext, prefix: str) -> tuple[dict, float]:
 
 def pretrain(ctx: StageContext) -> dict[str, float]:
     """(a) General-domain language model."""
-    import torch
 
     from orch_ulmfit.model import LanguageModel
     from orch_ulmfit.train import fit_lm
