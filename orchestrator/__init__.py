@@ -29,7 +29,7 @@ Inside a stage
                             headless matplotlib and the shared figure helpers
 
 For trackers (lifecycle hooks)
-    ``RunInfo``, ``SweepInfo``, ``OrchConfig``, ``FetchedRun``, ``BestTrial``, ``BiasVarianceReport``
+    ``RunInfo``, ``SweepInfo``, ``OrchConfig``, ``FetchedRun``, ``TrialResult``, ``BiasVarianceReport``
     ``Pruned``              raised inside a trial that the pruner stopped
 
 For commands (``orch_register_commands``, ``Task.commands``)
@@ -48,7 +48,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Task": "task", "Stage": "task", "Artifact": "task", "HumanBaseline": "task", "Plot": "task",
     "SPLITS": "task", "RunInfo": "task", "SweepInfo": "task", "OrchConfig": "task", "FetchedRun": "task",
-    "BestTrial": "task",
+    "TrialResult": "task",
     "Params": "params",
     "StageContext": "context",
     "load_model": "checkpoint", "load_state": "checkpoint", "read_config": "checkpoint",

@@ -261,7 +261,7 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
     """Sweep TASK's hyperparameters with Optuna; re-running the same command resumes."""
     from orchestrator.params import validate
     from orchestrator.space import SweepConfig
-    from orchestrator.sweep import resolve_plan, run_sweep
+    from orchestrator.sweep import plan_sweep, run_sweep
 
     pm, project, reg, params, raw_sweep = _task_and_params(ctx, task, params_file, overrides)
     source = str(project.params_file or "params")
@@ -269,15 +269,15 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
     cli = {"trials": trials, "timeout": timeout, "jobs": jobs, "sampler": sampler, "seed": seed, "metric": metric,
            "direction": direction}
     config = config.model_copy(update={k: v for k, v in cli.items() if v is not None})
-    plan = resolve_plan(pm, reg, project, params, config, study=study, storage=storage,
-                        tracking_uri=ctx.obj["tracking_uri"], refine=refine, quiet=ctx.obj["quiet"])
-    out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.info.study
-    best = run_sweep(pm, reg, project, plan, jobs=config.jobs, out_dir=out)
-    click.echo(f"study {plan.info.study} ({plan.info.storage})")
+    plan = plan_sweep(reg, project, params, config, study=study, storage=storage, refine=refine)
+    out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.study
+    best = run_sweep(pm, reg, project, plan, jobs=config.jobs, out_dir=out, tracking_uri=ctx.obj["tracking_uri"],
+                     quiet=ctx.obj["quiet"])
+    click.echo(f"study {plan.study} ({plan.storage})")
     if best is None:
         raise RunFailed("no trial completed within the constraints; see " + str(out / "trials.md"))
-    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
-    click.echo(f"best trial {best['number']}: {plan.metric}={best['value']:.4f}  {shown}")
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+    click.echo(f"best trial {best.number}: {plan.metric}={best.value:.4f}  {shown}")
     click.echo(f"wrote {out / 'best_params.yaml'} and {out / 'trials.md'}")
 
 
@@ -361,18 +361,11 @@ def _run_metrics(pm, project, reg, run_id: str | None) -> dict:
 
 
 def _study_table(project, study: str, storage: str | None) -> str:
-    import optuna
-
     from orchestrator.report import trial_table
-    from orchestrator.sweep import _storage, default_storage, trial_rows
+    from orchestrator.sweep import default_storage
+    from orchestrator.sweep.study import Study
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = storage or default_storage(project)
-    try:
-        found = optuna.load_study(study_name=study, storage=_storage(url))
-    except KeyError:
-        raise UserError(f"--study {study}: no such study in {url}") from None
-    return trial_table(trial_rows(found))
+    return trial_table(Study.existing(study, storage or default_storage(project)).results())
 
 
 def _task_command(kind: str) -> click.Command:

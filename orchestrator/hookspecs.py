@@ -20,7 +20,7 @@ hookimpl = pluggy.HookimplMarker(NAME)
 
 if TYPE_CHECKING:
     from orchestrator.report import BiasVarianceReport
-    from orchestrator.task import FetchedRun, OrchConfig, RunInfo, SweepInfo, Task
+    from orchestrator.task import FetchedRun, OrchConfig, RunInfo, SweepInfo, Task, TrialResult
 
 
 
@@ -143,12 +143,12 @@ def orch_sweep_start(sweep: SweepInfo) -> None:
 
 
 @hookspec
-def orch_sweep_end(sweep: SweepInfo, best: Mapping[str, Any] | None, files: list[Path]) -> None:
+def orch_sweep_end(sweep: SweepInfo, best: TrialResult | None, files: list[Path]) -> None:
     """A sweep ended: all trials done, the timeout reached, or interrupted.
 
-    Receives the SweepInfo, the best feasible trial (``{"number", "value", "params",
-    "metrics"}``, or None when none completed) and the files written (best params YAML, trial
-    table). A tracker logs them on the parent run and closes it. Returns nothing.
+    Receives the SweepInfo, the best feasible trial (a COMPLETE TrialResult, or None when none
+    completed) and the files written (best params YAML, trial table). A tracker logs them on the
+    parent run and closes it. Returns nothing.
     """
 
 
@@ -163,12 +163,10 @@ def orch_trial_start(sweep: SweepInfo, trial: int, params: Mapping[str, Any]) ->
 
 
 @hookspec
-def orch_trial_end(
-    sweep: SweepInfo, trial: int, state: str, value: float | None, run: RunInfo | None
-) -> None:
+def orch_trial_end(sweep: SweepInfo, result: TrialResult, run: RunInfo | None) -> None:
     """A sweep trial ended.
 
-    Receives the SweepInfo, the trial number, its Optuna state (COMPLETE, PRUNED, FAIL), the
-    objective value (None unless COMPLETE) and the trial's RunInfo (None if it failed before the
-    run started). Returns nothing.
+    Receives the SweepInfo, the trial's TrialResult (state COMPLETE, PRUNED, FAIL with its reason,
+    or INTERRUPTED; the objective ``value`` when COMPLETE) and the trial's RunInfo (None if it
+    failed before its run started). Returns nothing.
     """

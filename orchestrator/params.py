@@ -64,34 +64,39 @@ def task_section(raw: Mapping[str, Any], task: str, source: str) -> tuple[dict, 
     return section, sweep
 
 
-def parse_override(text: str, task: str) -> tuple[list[str], Any]:
-    """``key=value`` from ``--set``: the key path (relative to the task) and a YAML-typed value."""
+def parse_override(text: str, task: str) -> tuple[str, Any]:
+    """``key=value`` from ``--set``: the dotted key (relative to the task) and a YAML-typed value."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise UserError(f"--set {text!r}: expected key=value, e.g. --set lr=0.01")
-    path = key.split(".")
-    if path[0] == task and len(path) > 1:
-        path = path[1:]
+    if key.startswith(f"{task}.") and key != f"{task}.":
+        key = key[len(task) + 1:]
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
         parsed = value
-    return path, parsed
+    return key, parsed
+
+
+def set_dotted(data: Mapping[str, Any], values: Mapping[str, Any], task: str, source: str) -> dict:
+    """A deep copy of ``data`` with every dotted key of ``values`` set (``gbm.learning_rate``):
+    what ``--set`` does and what a sweep does with a trial's sampled values."""
+    out = json.loads(json.dumps(data))  # deep copy of plain data
+    for key, value in values.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"{source} {key}: {task}.{part} is not a group of params")
+            node = child
+        node[leaf] = value
+    return out
 
 
 def apply_overrides(params: dict, overrides: list[str], task: str) -> dict:
-    out = json.loads(json.dumps(params))  # deep copy of plain data
-    for text in overrides:
-        path, value = parse_override(text, task)
-        node = out
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise UserError(f"--set {text!r}: {task}.{part} is not a group of params")
-            node = child
-        node[path[-1]] = value
-    return out
+    return set_dotted(params, dict(parse_override(text, task) for text in overrides), task, "--set")
 
 
 def validate(model: type[BaseModel], data: Mapping[str, Any], prefix: str, source: str) -> BaseModel:

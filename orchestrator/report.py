@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from orchestrator.task import HumanBaseline
+from orchestrator.task import HumanBaseline, TrialResult
 
 NEXT_STEPS = {
     "high avoidable bias": [
@@ -209,21 +209,21 @@ def write(r: BiasVarianceReport, out_dir: Path) -> list[Path]:
     return [md, page, chart]
 
 
-def trial_table(rows: list[dict]) -> str:
+def trial_table(results: list[TrialResult]) -> str:
     """One Markdown table of the report figures of every trial of a sweep."""
     head = ("| trial | state | objective | train | train-dev | dev | avoidable bias | variance "
             "| data mismatch | diagnosis | params |")
     lines = [head, "|" + "---|" * 11]
-    for row in rows:
-        r = row.get("report")
-        fmt = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
-        cells = [str(row["number"]), row["state"], fmt(row.get("value"))]
+    fmt = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
+    for result in results:
+        r = result.report
+        cells = [str(result.number), result.state + ("" if result.feasible else " (infeasible)"), fmt(result.value)]
         if r:
             cells += [fmt(r["train_error"]), fmt(r["train_dev_error"]), fmt(r["dev_error"]),
                       fmt(r["avoidable_bias"]), fmt(r["variance"]), fmt(r["data_mismatch"]), r["diagnosis"]]
         else:
             cells += [""] * 7
-        cells.append(", ".join(f"{k}={_short(v)}" for k, v in row["params"].items()))
+        cells.append(", ".join(f"{k}={_short(v)}" for k, v in result.params.items()))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -3,6 +3,7 @@ SweepInfo). Plain dataclasses: cheap to import, picklable across sweep worker pr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
@@ -116,18 +117,31 @@ class OrchConfig:
 
 @dataclass
 class SweepInfo:
-    """A sweep as trackers see it; ``tracking`` is filled by trackers (tracker -> parent run id)."""
+    """A sweep's settings, resolved once (task defaults < params.yaml < the CLI) and handed to the
+    trackers and to every worker. ``tracking`` is filled by trackers (tracker -> parent run id)."""
 
     task: str
     study: str
     storage: str
     metric: str
-    direction: str
-    sampler: str
-    n_trials: int
-    params: dict[str, Any]
-    space: dict[str, Any]
+    direction: Literal["minimize", "maximize"] = "minimize"
+    n_trials: int = 20
+    sampler: Literal["random", "tpe"] = "random"
+    seed: int | None = 0
+    pruner: Literal["median", "none"] = "median"
+    timeout: float | None = None  # seconds per worker
+    params: dict[str, Any] = field(default_factory=dict)  # the task's params, nested, before sampling
+    space: dict[str, dict] = field(default_factory=dict)  # dotted key -> ParamSpace fields
+    constraints: dict[str, dict] = field(default_factory=dict)  # metric -> {"min", "max"}
     tracking: dict[str, str] = field(default_factory=dict)
+
+    def as_params(self) -> dict[str, Any]:
+        """The settings as flat key/value pairs, for a tracker's parent run."""
+        from orchestrator.params import flatten
+
+        space = {f"space.{k}": json.dumps(v, sort_keys=True) for k, v in self.space.items()}
+        return {**flatten(self.params), **space, "sweep.metric": self.metric, "sweep.direction": self.direction,
+                "sweep.trials": self.n_trials, "sweep.sampler": self.sampler}
 
 
 @dataclass
@@ -163,12 +177,32 @@ class FetchedRun:
     download: Callable[[str], Path]
 
 
+TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "RUNNING"]
+
+
 @dataclass(frozen=True)
-class BestTrial:
-    """The best feasible trial of a sweep, as ``orch_sweep_end`` receives it."""
+class TrialResult:
+    """One sweep trial, as ``orch_trial_end`` receives it and ``orch_sweep_end`` its best one.
+
+    ``state``: COMPLETE, PRUNED, FAIL (raised, or a non-finite objective; ``reason`` says why),
+    INTERRUPTED (Ctrl-C, or its process died: run again by the next sweep) or RUNNING.
+    ``violations`` has one entry per constraint, 0 when satisfied."""
 
     number: int
-    value: float
+    state: TrialState
     params: dict[str, Any]
-    metrics: dict[str, float]
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    violations: list[float] = field(default_factory=list)
+    report: dict[str, Any] | None = None
+    reason: str | None = None
     tracking: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.violations)
+
+    @property
+    def counted(self) -> bool:
+        """Whether it counts towards the trial budget (an interrupted trial is run again)."""
+        return self.state in ("COMPLETE", "PRUNED", "FAIL")

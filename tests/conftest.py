@@ -100,8 +100,8 @@ class Recorder:
         self.calls.append(("orch_trial_start", (trial, dict(params))))
 
     @hookimpl
-    def orch_trial_end(self, sweep, trial, state, value, run):
-        self.calls.append(("orch_trial_end", (trial, state, value)))
+    def orch_trial_end(self, sweep, result, run):
+        self.calls.append(("orch_trial_end", result))
 
 
 def write_movielens(folder: Path, n_users: int = 40, n_items: int = 30, per_user: int = 15, seed: int = 0) -> Path:

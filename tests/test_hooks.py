@@ -14,7 +14,8 @@ from orchestrator.params import validate
 from orchestrator.registry import load_tasks
 from orchestrator.runner import Project, run_dvc_stage, run_task
 from orchestrator.space import SweepConfig
-from orchestrator.sweep import resolve_plan, run_sweep
+from orchestrator.sweep import plan_sweep, run_sweep
+from orchestrator.sweep.study import Study
 from orchestrator.task import OrchConfig
 
 
@@ -123,36 +124,46 @@ def test_sweep_hooks(toy):
     pm, reg, recorder, project = toy
     config = validate(SweepConfig, {"trials": 4, "seed": 1, "pruner": "none",
                                     "space": {"lr": {"low": 0.01, "high": 0.3, "scale": "log"}}}, "toy.sweep", "t")
-    plan = resolve_plan(pm, reg, project, params(reg), config, study=None, storage=None, tracking_uri=None,
-                        refine=False, quiet=True)
-    best = run_sweep(pm, reg, project, plan, jobs=1, out_dir=project.root / "sweep")
+    sweep = plan_sweep(reg, project, params(reg), config)
+    best = run_sweep(pm, reg, project, sweep, jobs=1, out_dir=project.root / "sweep")
     names = recorder.names()
     assert names.count("orch_trial_start") == 4 and names.count("orch_trial_end") == 4
     assert names.index("orch_sweep_start") < names.index("orch_trial_start")
     assert names[-1] == "orch_sweep_end"
     trial, sampled = dict(recorder.calls)["orch_trial_start"]
     assert 0.01 <= sampled["lr"] <= 0.3
-    ends = [arg for name, arg in recorder.calls if name == "orch_trial_end"]
-    assert {state for _, state, _ in ends} == {"COMPLETE"}
+    ends = [result for name, result in recorder.calls if name == "orch_trial_end"]
+    assert {r.state for r in ends} == {"COMPLETE"} and [r.number for r in ends] == [0, 1, 2, 3]
+    assert all(r.report and r.tracking["recorder"] and r.feasible for r in ends)
     reported_best, files = dict(recorder.calls)["orch_sweep_end"]
-    assert reported_best["value"] == min(value for _, _, value in ends) == best["value"]
+    assert reported_best == best and best.value == min(r.value for r in ends)
     assert files == ["best_params.yaml", "trials.md", "trials.json"]
     assert Path(project.root / "sweep" / "best_params.yaml").read_text().count("lr:") == 1
+    assert Study.existing(sweep.study, sweep.storage).results() == ends  # what Optuna stored reads back the same
 
 
 def test_sweep_best_trial_is_the_best_feasible_one(toy):
     pm, reg, recorder, project = toy
     config = validate(SweepConfig, {"trials": 6, "seed": 0, "pruner": "none", "constraints": {"weight": {"max": 2.0}},
                                     "space": {"lr": {"low": 0.003, "high": 0.2, "scale": "log"}}}, "toy.sweep", "t")
-    plan = resolve_plan(pm, reg, project, params(reg), config, study="feasible", storage=None, tracking_uri=None,
-                        refine=False, quiet=True)
-    best = run_sweep(pm, reg, project, plan, jobs=1, out_dir=project.root / "sweep")
-    import optuna
-
-    trials = optuna.load_study(study_name="feasible", storage=plan.info.storage).trials
-    feasible = [t for t in trials if t.user_attrs["feasible"]]
-    infeasible = [t for t in trials if not t.user_attrs["feasible"]]
+    sweep = plan_sweep(reg, project, params(reg), config, study="feasible")
+    best = run_sweep(pm, reg, project, sweep, jobs=1, out_dir=project.root / "sweep")
+    results = Study.existing("feasible", sweep.storage).results()
+    feasible = [r for r in results if r.feasible]
+    infeasible = [r for r in results if not r.feasible]
     assert feasible and infeasible  # w near 3 (converged) breaks the constraint; slow lrs keep w under 2
-    assert best["metrics"]["weight"] <= 2.0
-    assert best["value"] == min(t.value for t in feasible) > min(t.value for t in infeasible)
-    assert all(t.user_attrs["constraints"][0] > 0 for t in infeasible)
+    assert best.metrics["weight"] <= 2.0
+    assert best.value == min(r.value for r in feasible) > min(r.value for r in infeasible)
+    assert all(r.violations[0] > 0 for r in infeasible)
+
+
+def test_sampled_values_the_params_refuse_fail_the_trial_with_the_reason(toy):
+    pm, reg, recorder, project = toy
+    config = validate(SweepConfig, {"trials": 2, "pruner": "none", "space": {"epochs": {"low": -5, "high": -1,
+                                                                                       "type": "int"}}},
+                      "toy.sweep", "t")
+    sweep = plan_sweep(reg, project, params(reg), config, study="refused")
+    assert run_sweep(pm, reg, project, sweep, jobs=1, out_dir=project.root / "sweep") is None
+    results = Study.existing("refused", sweep.storage).results()
+    assert [r.state for r in results] == ["FAIL", "FAIL"]
+    assert all("sampled params: toy.epochs" in r.reason for r in results)

@@ -18,6 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, write_movielens
+from orchestrator.sweep.study import Study
 
 pytestmark = pytest.mark.integration
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -98,18 +99,20 @@ def test_sweep_nests_trials_under_one_parent_fails_nan_trials_and_resumes(projec
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 6
     by_trial = {int(r.data.tags["orch.trial"]): r for r in children}
-    for t in study.trials:
-        run = by_trial[t.number]
-        assert t.user_attrs["tracking"]["mlflow"] == run.info.run_id  # the trial records its run id
+    results = Study.existing("s1", f"sqlite:///{project / 'optuna.db'}").results()
+    for r in results:
+        run = by_trial[r.number]
+        assert r.tracking["mlflow"] == run.info.run_id  # the trial records its run id
         assert run.data.tags["orch.study"] == "s1"
-        assert run.info.status == ("FINISHED" if t.state.name == "COMPLETE" else "FAILED")
-        if t.state.name == "FAIL":
-            assert "NonFiniteLoss" in t.user_attrs["reason"] and "NonFiniteLoss" in run.data.tags["orch.error"]
-    lrs = [t.user_attrs["params"]["lr"] for t in study.trials]
+        assert run.info.status == ("FINISHED" if r.state == "COMPLETE" else "FAILED")
+        if r.state == "FAIL":
+            assert "NonFiniteLoss" in r.reason and "NonFiniteLoss" in run.data.tags["orch.error"]
+    lrs = [r.params["lr"] for r in results]
     assert len(set(lrs)) == 6  # two workers did not sample the same values
     assert parent.info.status == "FINISHED" and parent.data.tags["orch.best_trial"]
     best = yaml.safe_load((project / "sweeps" / "s1" / "best_params.yaml").read_text())
-    assert best["toy"]["lr"] == pytest.approx(study.best_trial.user_attrs["params"]["lr"])
+    assert best["toy"]["lr"] == pytest.approx(min((r for r in results if r.state == "COMPLETE"),
+                                                  key=lambda r: r.value).params["lr"])
     assert "| trial | state |" in (project / "sweeps" / "s1" / "trials.md").read_text()
 
     # the same command with a bigger budget resumes the study and the parent run
@@ -123,7 +126,7 @@ def test_sweep_nests_trials_under_one_parent_fails_nan_trials_and_resumes(projec
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, jobs):
-    params = {"toy": {"epochs": 3, "epoch_seconds": 0.4,
+    params = {"toy": {"epochs": 6, "epoch_seconds": 0.4,
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "5", "--study", "c", "--jobs", jobs]
@@ -132,20 +135,21 @@ def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, 
     storage = f"sqlite:///{project / 'optuna.db'}"
     client = client_for(project)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until one trial's run finished and another's is running
+    while time.monotonic() < deadline:  # wait until one trial's run finished and another's just started
         try:
             trials = [r for r in runs_of(client, "toy") if "orch.trial" in r.data.tags]
         except Exception:  # the store is still being created
             trials = []
-        states = [r.info.status for r in trials]
-        if "FINISHED" in states and "RUNNING" in states:
+        now_ms = time.time() * 1000
+        young = [r for r in trials if r.info.status == "RUNNING" and now_ms - r.info.start_time < 1200]
+        if "FINISHED" in {r.info.status for r in trials} and young:  # >1 s of its run left: Ctrl-C lands in it
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
+    assert proc.poll() is None, "the sweep ended before a trial could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode == 130
-    study = optuna.load_study(study_name="c", storage=storage)
-    assert any(t.user_attrs.get("interrupted") for t in study.trials)
+    assert "INTERRUPTED" in {r.state for r in Study.existing("c", storage).results()}
     assert "RUNNING" not in {r.info.status for r in runs_of(client, "toy")}
     assert "KILLED" in {r.info.status for r in runs_of(client, "toy")}
 

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from orch_mlflow.tracker import MlflowTracker
 from orchestrator.errors import Pruned
-from orchestrator.task import OrchConfig, RunInfo, SweepInfo
+from orchestrator.task import OrchConfig, RunInfo, SweepInfo, TrialResult
 
 
 @pytest.fixture
@@ -75,16 +75,17 @@ def test_run_error_closes_the_run(tracker, error, status, reason):
 
 def test_sweep_parent_is_found_again_on_resume(tracker, project):
     def sweep():
-        return SweepInfo(task="t", study="s", storage="x", metric="val_rmse", direction="minimize",
-                         sampler="random", n_trials=2, params={"lr": 1}, space={"lr": "{}"})
+        return SweepInfo(task="t", study="s", storage="x", metric="val_rmse", n_trials=2,
+                         params={"lr": 1, "data": {"path": "p"}}, space={"lr": {"low": 0.1, "high": 1.0}})
 
     first = sweep()
     tracker.orch_sweep_start(sweep=first)
     child = new_run(sweep=first, trial=0)
     tracker.orch_run_start(run=child)
-    tracker.orch_trial_end(sweep=first, trial=0, state="COMPLETE", value=0.5, run=child)
+    tracker.orch_trial_end(sweep=first, result=TrialResult(number=0, state="COMPLETE", params={"lr": 0.2}, value=0.5),
+                           run=child)
     (project / "best_params.yaml").write_text("t: {}\n")
-    tracker.orch_sweep_end(sweep=first, best={"number": 0, "value": 0.5, "params": {"lr": 0.2}},
+    tracker.orch_sweep_end(sweep=first, best=TrialResult(number=0, state="COMPLETE", params={"lr": 0.2}, value=0.5),
                            files=[project / "best_params.yaml"])
     again = sweep()
     tracker.orch_sweep_start(sweep=again)
@@ -95,4 +96,6 @@ def test_sweep_parent_is_found_again_on_resume(tracker, project):
     assert got.data.tags["orch.trial_state"] == "COMPLETE"
     parent = client.get_run(first.tracking["mlflow"])
     assert parent.data.tags["best.lr"] == "0.2" and parent.data.metrics["best_val_rmse"] == 0.5
+    assert parent.data.params["data.path"] == "p" and parent.data.params["sweep.trials"] == "2"
+    assert parent.data.params["space.lr"] == '{"high": 1.0, "low": 0.1}'
     assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["best_params.yaml"]

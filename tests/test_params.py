@@ -80,8 +80,8 @@ def test_set_overrides_are_typed_and_validated(tmp_path):
 def test_set_needs_key_equals_value():
     with pytest.raises(UserError, match="expected key=value"):
         parse_override("lr", "collab")
-    assert parse_override("collab.data.path=x", "collab") == (["data", "path"], "x")
-    assert parse_override("lr=1e-3", "collab") == (["lr"], "1e-3")  # YAML 1.1: pydantic then parses it
+    assert parse_override("collab.data.path=x", "collab") == ("data.path", "x")
+    assert parse_override("lr=1e-3", "collab") == ("lr", "1e-3")  # YAML 1.1: pydantic then parses it
 
 
 def test_yaml_style_float_string_is_accepted(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import report
-from orchestrator.task import HumanBaseline
+from orchestrator.task import HumanBaseline, TrialResult
 
 HUMAN = HumanBaseline(0.10, "test")
 
@@ -58,9 +58,11 @@ def test_files_and_markdown(tmp_path):
 
 def test_trial_table_has_a_row_per_trial():
     r = build(0.15, 0.2, 0.3).as_dict()
-    rows = [{"number": 0, "state": "COMPLETE", "value": 0.3, "params": {"lr": 0.01}, "report": r},
-            {"number": 1, "state": "FAIL", "value": None, "params": {"lr": 5.0}, "report": None}]
+    rows = [TrialResult(number=0, state="COMPLETE", value=0.3, params={"lr": 0.01}, report=r, violations=[0.0]),
+            TrialResult(number=1, state="FAIL", params={"lr": 5.0}, reason="NonFiniteLoss"),
+            TrialResult(number=2, state="COMPLETE", value=0.2, params={"lr": 0.1}, violations=[1.5])]
     table = report.trial_table(rows).splitlines()
-    assert len(table) == 4
+    assert len(table) == 5
     assert "| 0 | COMPLETE | 0.3000 | 0.1500 | 0.2000 | 0.3000 | 0.0500 | 0.0500 | 0.1000 | data mismatch | lr=0.01 |" == table[2]
     assert table[3].startswith("| 1 | FAIL |")
+    assert table[4].startswith("| 2 | COMPLETE (infeasible) | 0.2000 |")

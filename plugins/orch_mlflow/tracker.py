@@ -170,15 +170,13 @@ class MlflowTracker:
             tags = {"orch.study": sweep.study, "orch.role": "sweep", "orch.task": sweep.task,
                     "orch.sampler": sweep.sampler, "orch.storage": sweep.storage}
             run_id = self.client.create_run(exp, tags=tags, run_name=f"sweep-{sweep.study}").info.run_id
-            space = {f"space.{k}": v for k, v in sweep.space.items()}
-            self._log_params(run_id, {**sweep.params, **space, "sweep.metric": sweep.metric,
-                                      "sweep.direction": sweep.direction, "sweep.trials": sweep.n_trials})
+            self._log_params(run_id, sweep.as_params())
         sweep.tracking[KEY] = run_id
 
     @hookimpl
-    def orch_trial_end(self, sweep, trial: int, state: str, value, run) -> None:
+    def orch_trial_end(self, sweep, result, run) -> None:
         if run is not None and KEY in run.tracking:
-            self.client.set_tag(run.tracking[KEY], "orch.trial_state", state)
+            self.client.set_tag(run.tracking[KEY], "orch.trial_state", result.state)
 
     @hookimpl
     def orch_sweep_end(self, sweep, best, files) -> None:
@@ -186,11 +184,11 @@ class MlflowTracker:
             return
         run_id = sweep.tracking[KEY]
         if best is not None:
-            self._log_metrics(run_id, {f"best_{sweep.metric}": best["value"]})
+            self._log_metrics(run_id, {f"best_{sweep.metric}": best.value})
             # tags, not params: a resumed sweep may find a better trial, and MLflow params are final
             from mlflow.entities import RunTag
 
-            tags = {"orch.best_trial": str(best["number"]), **{f"best.{k}": str(v) for k, v in best["params"].items()}}
+            tags = {"orch.best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}}
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         for path in files:
             self.client.log_artifact(run_id, str(path))

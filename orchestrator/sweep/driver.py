@@ -1,0 +1,57 @@
+"""A sweep from start to end: join the study, run the setup stages once, tell the trackers, run
+the remaining trials here or in worker processes, write the outputs, close the parent run even
+when a trial, a worker or Ctrl-C ends the sweep early."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from orchestrator.manager import OrchPluginManager
+from orchestrator.params import validate
+from orchestrator.registry import RegisteredTask
+from orchestrator.runner import Project, run_stages
+from orchestrator.sweep.outputs import write_outputs
+from orchestrator.sweep.study import Study
+from orchestrator.sweep.trial import setup_dirs, split_stages
+from orchestrator.sweep.workers import run_processes, run_worker
+from orchestrator.task import OrchConfig, SweepInfo, TrialResult
+
+
+def run_sweep(
+    pm: OrchPluginManager, reg: RegisteredTask, project: Project, sweep: SweepInfo, *, jobs: int, out_dir: Path,
+    tracking_uri: str | None = None, quiet: bool = True,
+) -> TrialResult | None:
+    """Run the study to ``sweep.n_trials`` counted trials (resuming a study of the same name) and
+    write best_params.yaml and trials.md into ``out_dir``; returns the best feasible trial or None."""
+    study = Study.open(sweep)
+    study.claim(sweep)
+    reclaimed = study.reclaim_stale()
+    if reclaimed and not quiet:
+        print(f"[sweep] {reclaimed} trial(s) left running by an interrupted sweep marked FAIL", file=sys.stderr)
+    setup = split_stages(reg)[0]
+    if setup:
+        base = validate(reg.task.params_model, sweep.params, reg.task.name, "params")
+        run_stages(pm, reg, base, setup, setup_dirs(project, reg, sweep), None, scratch=project.scratch, quiet=quiet)
+
+    pm.hook.orch_sweep_start(sweep=sweep)
+    done = study.counted()
+    remaining = max(0, sweep.n_trials - done)
+    if not quiet:
+        print(f"[sweep] study {sweep.study}: {done} trial(s) done, {remaining} to run, {jobs} job(s)", file=sys.stderr)
+    config = OrchConfig(project.root, tracking_uri)
+    stopped: BaseException | None = None
+    try:
+        if remaining and jobs <= 1:
+            run_worker(config, sweep, remaining, offset=done, quiet=quiet, pm=pm)
+        elif remaining:
+            run_processes(config, sweep, remaining, jobs, offset=done)
+    except BaseException as exc:  # Ctrl-C, a lost worker, a bug: the parent run is closed all the same
+        stopped = exc
+    study = Study.existing(sweep.study, sweep.storage)  # what every worker stored
+    best = study.best()
+    files = write_outputs(sweep, study.results(), best, out_dir)
+    pm.hook.orch_sweep_end(sweep=sweep, best=best, files=files)
+    if stopped is not None:
+        raise stopped
+    return best

@@ -1,0 +1,134 @@
+"""Everything Optuna: the storage, sampler and pruner a sweep's settings ask for, the trial budget,
+and each trial's result, stored as one user attribute and read back as a ``TrialResult``."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from orchestrator.errors import UserError
+from orchestrator.space import values_from_optuna
+from orchestrator.task import SweepInfo, TrialResult
+
+RESULT = "result"  # the user attribute that holds a finished trial's TrialResult fields
+
+
+class TrialFailed(Exception):
+    """Raised to Optuna for a trial whose result is FAIL (the reason is in its result)."""
+
+
+def storage(url: str) -> optuna.storages.BaseStorage:
+    if url.startswith("sqlite:"):
+        # several worker processes write one SQLite file: wait for the lock instead of failing
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    return optuna.storages.RDBStorage(url)
+
+
+def _sampler(sweep: SweepInfo, offset: int) -> optuna.samplers.BaseSampler:
+    seed = None if sweep.seed is None else sweep.seed + offset
+    if sweep.sampler == "tpe":
+        n = max(1, len(sweep.constraints))
+
+        def violations(trial: optuna.trial.FrozenTrial) -> list[float]:
+            return trial.user_attrs.get(RESULT, {}).get("violations") or [0.0] * n
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, constraints_func=violations)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _pruner(sweep: SweepInfo) -> optuna.pruners.BasePruner:
+    if sweep.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+class Study:
+    """One Optuna study, created or joined. ``offset`` shifts the sampler's seed so that workers
+    sharing the study do not draw the same values."""
+
+    def __init__(self, study: optuna.Study):
+        self._study = study
+
+    @classmethod
+    def open(cls, sweep: SweepInfo, offset: int = 0) -> "Study":
+        # failed and interrupted trials are reported by the sweep itself, in one line each
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        return cls(optuna.create_study(
+            study_name=sweep.study, storage=storage(sweep.storage), sampler=_sampler(sweep, offset),
+            pruner=_pruner(sweep), direction=sweep.direction, load_if_exists=True,
+        ))
+
+    @classmethod
+    def existing(cls, name: str, url: str) -> "Study":
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        try:
+            return cls(optuna.load_study(study_name=name, storage=storage(url)))
+        except KeyError:
+            raise UserError(f"--study {name}: no such study in {url}") from None
+
+    def space(self) -> dict[str, dict] | None:
+        return self._study.user_attrs.get("space")
+
+    def claim(self, sweep: SweepInfo) -> None:
+        """Record the sweep's space on the study; a study run with another space is refused."""
+        if self.space() not in (None, sweep.space):
+            raise UserError(f"--study {sweep.study}: that study was run with another search space; "
+                            "choose a new --study name")
+        self._study.set_user_attr("space", sweep.space)
+        self._study.set_user_attr("task", sweep.task)
+
+    def results(self) -> list[TrialResult]:
+        return [_result(t) for t in self._study.get_trials(deepcopy=False)]
+
+    def counted(self) -> int:
+        """Trials that count towards the budget: finished, not interrupted."""
+        return sum(r.counted for r in self.results())
+
+    def best(self) -> TrialResult | None:
+        """The best COMPLETE trial that satisfies the constraints."""
+        done = [r for r in self.results() if r.state == "COMPLETE" and r.feasible]
+        if not done:
+            return None
+        return (max if self._study.direction == optuna.study.StudyDirection.MAXIMIZE else min)(
+            done, key=lambda r: r.value)
+
+    def reclaim_stale(self) -> int:
+        """Trials left RUNNING by a sweep that was killed: FAIL them in Optuna (they read back as
+        INTERRUPTED and are run again)."""
+        stale = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for t in stale:
+            self._study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        return len(stale)
+
+    def optimize(self, run_trial: Callable[[Any], TrialResult], n_trials: int, timeout: float | None) -> None:
+        """Run ``n_trials`` trials; ``run_trial(optuna_trial)`` samples, runs and returns the result."""
+
+        def objective(trial: optuna.Trial) -> float:
+            result = run_trial(trial)
+            trial.set_user_attr(RESULT, {k: v for k, v in dataclasses.asdict(result).items() if k != "number"})
+            if result.state == "COMPLETE":
+                return result.value
+            if result.state == "PRUNED":
+                raise optuna.TrialPruned(result.reason)
+            if result.state == "INTERRUPTED":
+                raise KeyboardInterrupt
+            raise TrialFailed(result.reason)
+
+        self._study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),
+                             gc_after_trial=True)
+
+
+def _result(t: optuna.trial.FrozenTrial) -> TrialResult:
+    stored = t.user_attrs.get(RESULT)
+    if stored:
+        return TrialResult(number=t.number, **stored)
+    # no result recorded: still running, or its process died (a FAIL marked by reclaim_stale)
+    state = {TrialState.RUNNING: "RUNNING", TrialState.COMPLETE: "COMPLETE"}.get(t.state, "INTERRUPTED")
+    return TrialResult(number=t.number, state=state, params=values_from_optuna(t.params),
+                       value=t.value if t.values else None)
