@@ -54,7 +54,7 @@ def generate(tasks: Iterable[RegisteredTask], wdir: Path, sweeps: set[str]) -> s
                 spec |= {k: v for k, v in (("title", stage.plot.title), ("y_label", stage.plot.y_label)) if v}
                 plots.append({f"{out}/history.csv": spec})
         if task.name in sweeps:
-            files = sorted({p for s in task.stages for p in stage_files(s)} | {HOST / "sweep.py", HOST / "space.py"})
+            files = sorted({p for s in task.stages for p in stage_files(s)} | {HOST / "sweep", HOST / "space.py"})
             stages[f"{task.name}_sweep"] = {"cmd": f"orch sweep {task.name} --out outputs/{task.name}/sweep",
                                             "deps": [_rel(p, wdir) for p in files], "params": [task.name],
                                             "outs": [f"outputs/{task.name}/sweep"]}

@@ -65,6 +65,16 @@ def test_every_stage_param_is_in_dvc_yaml_and_nothing_else():
             assert {f"outputs/{name}/{i}" for i in stage.inputs} <= set(listed["deps"])
 
 
+@pytest.mark.parametrize("folder", [".", "pipelines/smoke"])
+def test_every_dvc_dependency_exists_or_is_a_stage_output(folder):
+    wdir = ROOT / folder
+    stages = yaml.safe_load((wdir / "dvc.yaml").read_text())["stages"]
+    outs = {out for stage in stages.values() for out in stage["outs"]}
+    missing = {dep for stage in stages.values() for dep in stage["deps"]
+               if dep not in outs and not (wdir / dep).exists()}
+    assert not missing, f"{folder}/dvc.yaml depends on files that do not exist: {sorted(missing)}"
+
+
 def test_params_yaml_validates_for_every_task():
     from orchestrator.manager import get_plugin_manager
     from orchestrator.params import load_task_params, validate

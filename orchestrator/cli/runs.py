@@ -1,0 +1,122 @@
+"""Commands that run a task: ``orch run``, ``orch stage`` (what dvc.yaml calls), ``orch sweep``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.common import handled, params_option, set_option, task_and_params
+from orchestrator.cli.group import main
+from orchestrator.errors import RunFailed, UserError
+
+
+@main.command()
+@click.argument("task")
+@params_option
+@set_option
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="keep the stages' outputs in this folder (default: a temporary folder).")
+@click.pass_context
+@handled
+def run(ctx, task: str, params_file, overrides, out_dir) -> None:
+    """Run every stage of TASK as one tracked run."""
+    from orchestrator.runner import run_task
+
+    pm, project, reg, params, _ = task_and_params(ctx, task, params_file, overrides)
+    workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"orch-{task}-", dir=_scratch(project)))
+    try:
+        info, metrics = run_task(pm, reg, params, project, workdir, quiet=ctx.obj["quiet"])
+        _summary(info, metrics, reg.task, workdir)
+    except (UserError, RunFailed, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise RunFailed(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if not out_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@main.command()
+@click.argument("task")
+@click.argument("stage")
+@params_option
+@set_option
+@click.pass_context
+@handled
+def stage(ctx, task: str, stage: str, params_file, overrides) -> None:
+    """Run one STAGE of TASK into outputs/TASK/STAGE (what dvc.yaml calls)."""
+    from orchestrator.runner import run_dvc_stage
+
+    pm, project, reg, params, _ = task_and_params(ctx, task, params_file, overrides)
+    try:
+        run_dvc_stage(pm, reg, params, project, stage, quiet=ctx.obj["quiet"])
+    except (UserError, RunFailed, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise RunFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+@main.command()
+@click.argument("task")
+@params_option
+@set_option
+@click.option("--trials", type=click.IntRange(min=1), help="trials to reach in the study (default: sweep.trials).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="seconds per worker before stopping.")
+@click.option("--jobs", type=click.IntRange(min=1), help="worker processes on this machine.")
+@click.option("--sampler", type=click.Choice(["random", "tpe"]), help="default: random.")
+@click.option("--metric", metavar="NAME", help="metric to optimise (default: sweep.metric, else val_<task metric>).")
+@click.option("--direction", type=click.Choice(["minimize", "maximize"]), help="default: sweep.direction.")
+@click.option("--seed", type=int, help="sampler seed.")
+@click.option("--storage", metavar="URL", help="Optuna storage (default: sqlite:///<project>/optuna.db).")
+@click.option("--study", metavar="NAME", help="study name (default: derived from task, params and space).")
+@click.option("--refine", is_flag=True, help="narrow the space around the best trials of --study, in a new study.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="where best_params.yaml and trials.md go "
+              "(default: sweeps/STUDY).")
+@click.pass_context
+@handled
+def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, metric, direction, seed, storage, study,
+          refine, out_dir):
+    """Sweep TASK's hyperparameters with Optuna; re-running the same command resumes."""
+    from orchestrator.params import validate
+    from orchestrator.space import SweepConfig
+    from orchestrator.sweep import plan_sweep, run_sweep
+
+    pm, project, reg, params, raw_sweep = task_and_params(ctx, task, params_file, overrides)
+    source = str(project.params_file or "params")
+    config = validate(SweepConfig, raw_sweep, f"{task}.sweep", source)
+    cli = {"trials": trials, "timeout": timeout, "jobs": jobs, "sampler": sampler, "seed": seed, "metric": metric,
+           "direction": direction}
+    config = config.model_copy(update={k: v for k, v in cli.items() if v is not None})
+    plan = plan_sweep(reg, project, params, config, study=study, storage=storage, refine=refine)
+    out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.study
+    best = run_sweep(pm, reg, project, plan, jobs=config.jobs, out_dir=out, tracking_uri=ctx.obj["tracking_uri"],
+                     quiet=ctx.obj["quiet"])
+    click.echo(f"study {plan.study} ({plan.storage})")
+    if best is None:
+        raise RunFailed("no trial completed within the constraints; see " + str(out / "trials.md"))
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+    click.echo(f"best trial {best.number}: {plan.metric}={best.value:.4f}  {shown}")
+    click.echo(f"wrote {out / 'best_params.yaml'} and {out / 'trials.md'}")
+
+
+def _scratch(project) -> Path:
+    path = project.root / ".orch" / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _summary(info, metrics: dict, task, workdir: Path) -> None:
+    ids = ", ".join(f"{k} run {v}" for k, v in info.tracking.items()) or "no tracker"
+    click.echo(f"run {info.name} finished ({ids})")
+    shown = {k: v for k, v in metrics.items() if k.startswith(("train_", "val_")) or k in task.constraints}
+    click.echo("  " + "  ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+    reports = sorted(workdir.glob("*/report.json"))  # the report may replace the task's baseline
+    if reports:
+        report = json.loads(reports[-1].read_text())
+        click.echo(f"  human-level {task.metric}: {report['human_error']:g}; diagnosis: {report['diagnosis']}")
+    else:
+        click.echo(f"  human-level {task.metric}: {task.human.error:g}")
