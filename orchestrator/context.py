@@ -175,13 +175,18 @@ class StageContext:
                                  "history": self.history}, self.checkpoint_path)
 
     def restore(self) -> dict | None:
-        """The last checkpoint's state (RNG states and history restored), or None to start afresh."""
+        """The last checkpoint's state, or None to start afresh. The RNG states and the history come
+        back too, and the epochs done before are reported to the trackers again (a new run shows
+        the whole curve)."""
         saved = checkpoint.read_checkpoint(self.checkpoint_path)
         if saved is None:
             return None
         checkpoint.set_rng_states(saved["rng"])
         self.history = {int(k): dict(v) for k, v in saved["history"].items()}
-        self.echo(f"resuming from {self.checkpoint_path}")
+        self.echo(f"resuming from {self.checkpoint_path} ({len(self.history)} epoch(s) done)")
+        if self.run is not None:
+            for epoch, metrics in sorted(self.history.items()):
+                self.hook.orch_epoch_end(run=self.run, epoch=epoch, metrics=metrics)
         return saved["state"]
 
     # -- the report -------------------------------------------------------------------------------

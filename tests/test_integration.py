@@ -332,7 +332,11 @@ def test_orch_run_stylegan_resumes_from_its_checkpoint_and_generates(project):
     # without --out too: the checkpoint's place comes from the task, its params and its inputs
     more = orch("run", "stylegan", *args, "--set", "epochs=3", cwd=project)
     assert more.returncode == 0, more.stderr
-    assert "resuming from" in more.stderr and "at epoch 2" in more.stderr
+    assert "resuming from" in more.stderr and "(2 epoch(s) done)" in more.stderr
+    [resumed] = [r for r in runs_of(client, "stylegan") if r.info.run_id != run.info.run_id]
+    assert resumed.data.metrics["resumed_from_epoch"] == 2
+    # the host reports the epochs done before the kill again: the new run shows the whole curve
+    assert [x.step for x in client.get_metric_history(resumed.info.run_id, "d_loss")] == [0, 1, 2]
     other = orch("run", "stylegan", *args, "--set", "lr_g=0.001", "--out", "work", cwd=project)
     assert other.returncode == 0 and "resuming from" not in other.stderr  # other params: a fresh start
 

@@ -73,11 +73,15 @@ def features(ctx: StageContext) -> dict[str, float]:
             "floor_fid_dev": fid(feats["train_dev"], feats["val"])}
 
 
+def real_features(ctx: StageContext) -> dict[str, np.ndarray]:
+    """The features stage's real-image features per split."""
+    with np.load(ctx.input_dir("features") / "real_features.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
 def train(ctx: StageContext) -> dict[str, float]:
     """The GAN, resumable: a checkpoint after every epoch; the same command continues a killed run,
     and more ``epochs`` continue a finished one."""
-    import time
-
     from orch_stylegan import grids
     from orch_stylegan.metrics import fid, generated_features, load_feature_net
     from orch_stylegan.train import Trainer
@@ -85,17 +89,10 @@ def train(ctx: StageContext) -> dict[str, float]:
     p = ctx.params
     xs, _ = load_images(ctx)
     net = load_feature_net(ctx.input_dir("features")).to(ctx.device)
-    with np.load(ctx.input_dir("features") / "real_features.npz") as z:
-        real_dev = z["train_dev"]
-    trainer = Trainer(p, int(xs["train"].shape[1]), ctx.device)
-    saved = ctx.restore() if p.checkpoints else None
-    if saved is not None:
-        trainer.load_state_dict(saved)
-        ctx.echo(f"continuing at epoch {trainer.epoch}")
-    resumed = trainer.epoch
-    (ctx.out_dir / "grids").mkdir()
-    for row in trainer.history:  # epochs done before an interruption: show them in this run too
-        ctx.log_epoch(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+    real_dev = real_features(ctx)["train_dev"]
+    channels = int(xs["train"].shape[1])
+    trainer = Trainer(p, channels, ctx.device, state=ctx.restore() if p.checkpoints else None)
+    (ctx.out_dir / "grids").mkdir(exist_ok=True)
 
     def on_epoch(epoch: int, metrics: dict) -> dict:
         trainer.g_ema.eval()
@@ -105,15 +102,9 @@ def train(ctx: StageContext) -> dict[str, float]:
         grids.sample_grid(trainer.g_ema, ctx.out_dir / "grids" / f"epoch_{epoch + 1:03d}.png")
         return extra
 
-    start = time.perf_counter()
     trainer.fit(xs["train"], p.epochs, on_epoch, ctx.checkpoint if p.checkpoints else None, progress=ctx.progress)
-    ctx.save_model("generator", trainer.g_ema, {"params": p.model_dump(mode="json"),
-                                                "channels": int(xs["train"].shape[1])})
-    done = [h["images_per_s"] for h in trainer.history if h["epoch"] >= resumed]
-    return {"train_seconds": time.perf_counter() - start, "images_per_s": float(np.mean(done)) if done else 0.0,
-            "kimg": trainer.images_seen / 1000, "resumed_from_epoch": resumed,
-            "params_g": sum(t.numel() for t in trainer.g.parameters()),
-            "params_d": sum(t.numel() for t in trainer.d.parameters())}
+    ctx.save_model("generator", trainer.g_ema, {"params": p.model_dump(mode="json"), "channels": channels})
+    return trainer.summary()
 
 
 def evaluate(ctx: StageContext) -> dict[str, float]:
@@ -125,8 +116,7 @@ def evaluate(ctx: StageContext) -> dict[str, float]:
 
     p = ctx.params
     net = load_feature_net(ctx.input_dir("features"))
-    with np.load(ctx.input_dir("features") / "real_features.npz") as z:
-        real = {s: z[s] for s in SPLITS}
+    real = real_features(ctx)
     g, built = load_generator(ctx.input_dir("train"))
     fake = generated_features(g, net, p.eval_images, p.seed + 2)
     out = {}

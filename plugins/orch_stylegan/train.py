@@ -55,7 +55,7 @@ def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
 class Trainer:
     """Holds G, D, the EMA generator and both optimizers; ``state_dict`` is the resumable checkpoint."""
 
-    def __init__(self, p, channels: int, device):
+    def __init__(self, p, channels: int, device, state: dict | None = None):
         self.p, self.device = p, device
         self.g, self.d = (m.to(device) for m in build(p, channels))
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
@@ -65,6 +65,9 @@ class Trainer:
         c = p.r1_every / (p.r1_every + 1)  # lazy regularization: adjust Adam for the skipped steps
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=p.lr_d * c, betas=(betas[0] ** c, betas[1] ** c))
         self.step, self.epoch, self.images_seen, self.history = 0, 0, 0, []
+        if state is not None:  # a checkpoint: continue where it stopped
+            self.load_state_dict(state)
+        self.resumed_from, self.fit_seconds = self.epoch, 0.0
 
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
         p, g, d = self.p, self.g, self.d
@@ -95,14 +98,21 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"g": self.g.state_dict(), "d": self.d.state_dict(), "g_ema": self.g_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
-                "epoch": self.epoch, "images_seen": self.images_seen, "history": self.history,
-}
+                "epoch": self.epoch, "images_seen": self.images_seen, "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("g", "d", "g_ema", "opt_g", "opt_d"):
             getattr(self, name).load_state_dict(state[name])
         self.step, self.epoch, self.images_seen, self.history = (state["step"], state["epoch"], state["images_seen"],
                                                                  state["history"])
+
+    def summary(self) -> dict[str, float]:
+        """The train stage's metrics: speed over the epochs this process ran, sizes, where it resumed."""
+        done = [h["images_per_s"] for h in self.history if h["epoch"] >= self.resumed_from]
+        return {"train_seconds": self.fit_seconds, "images_per_s": sum(done) / len(done) if done else 0.0,
+                "kimg": self.images_seen / 1000, "resumed_from_epoch": self.resumed_from,
+                "params_g": sum(t.numel() for t in self.g.parameters()),
+                "params_d": sum(t.numel() for t in self.d.parameters())}
 
     def fit(self, images: torch.Tensor, epochs: int, on_epoch: Callable[[int, dict], None],
             checkpoint: Callable[[dict], None] | None = None,
@@ -111,6 +121,7 @@ class Trainer:
         hands ``checkpoint`` the state after every epoch (the host adds the RNG states)."""
         p, n = self.p, len(images)
         steps = n // p.bs
+        began = time.perf_counter()
         while self.epoch < epochs:
             self.g.train()
             order = torch.randperm(n)
@@ -131,3 +142,4 @@ class Trainer:
             self.history.append({"epoch": self.epoch - 1, "kimg": self.images_seen / 1000, **metrics})
             if checkpoint is not None:
                 checkpoint(self.state_dict())
+        self.fit_seconds += time.perf_counter() - began
