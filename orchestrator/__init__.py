@@ -52,6 +52,7 @@ _EXPORTS = {
     "Params": "params",
     "StageContext": "context",
     "load_model": "checkpoint", "load_state": "checkpoint", "read_config": "checkpoint",
+    "Resumable": "checkpoint", "not_resumable": "checkpoint",
     "UserError": "errors", "RunFailed": "errors", "Pruned": "errors",
     "pyplot": "plots", "save_figure": "plots", "loss_curves": "plots",
     "BiasVarianceReport": "report",

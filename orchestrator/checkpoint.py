@@ -94,3 +94,55 @@ def read_checkpoint(path: Path) -> dict | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class Resumable:
+    """The objects a training loop needs back after a kill, and where the loop starts again.
+
+    ``objects`` are modules, optimizers, schedulers (anything with ``state_dict`` and
+    ``load_state_dict``), ``torch.Generator``s and NumPy ``Generator``s. Built from a saved
+    checkpoint state, they are loaded from it, ``epoch`` is the number of epochs done and ``extra``
+    holds the counters the loop saved (``save(epoch, step=step)``). ``save(epochs_done)`` after each
+    epoch hands their states to ``save`` (``StageContext.checkpoint``, which adds the RNG states and
+    the history). With ``save=None`` (a loop called outside a stage) it never saves."""
+
+    def __init__(self, objects: dict[str, Any], saved: dict | None = None,
+                 save: Callable[[dict], None] | None = None):
+        self.objects, self._save, self.epoch, self.extra = objects, save, 0, {}
+        if saved is not None:
+            for name, obj in objects.items():
+                _set_state(obj, saved["objects"][name])
+            self.epoch, self.extra = int(saved["epoch"]), dict(saved["extra"])
+
+    def save(self, epochs_done: int, **extra: Any) -> None:
+        if self._save is not None:
+            states = {name: _get_state(obj) for name, obj in self.objects.items()}
+            self._save({"epoch": epochs_done, "extra": extra, "objects": states})
+
+
+def not_resumable(name: str = "", **objects: Any) -> Resumable:
+    """The default ``resumable`` of a training loop called outside a stage: starts at epoch 0."""
+    return Resumable(objects)
+
+
+def _get_state(obj: Any) -> Any:
+    import numpy as np
+    import torch
+
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    if isinstance(obj, np.random.Generator):
+        return obj.bit_generator.state
+    return obj.state_dict()
+
+
+def _set_state(obj: Any, state: Any) -> None:
+    import numpy as np
+    import torch
+
+    if isinstance(obj, torch.Generator):
+        obj.set_state(state)
+    elif isinstance(obj, np.random.Generator):
+        obj.bit_generator.state = state
+    else:
+        obj.load_state_dict(state)

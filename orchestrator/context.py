@@ -57,6 +57,7 @@ class StageContext:
     quiet: bool = False
     history: dict[int, dict[str, float]] = field(default_factory=dict)
     logged: set[Path] = field(default_factory=set)
+    checkpoints: set[Path] = field(default_factory=set)  # written or read; removed when the stage ends well
 
     @property
     def stage(self) -> str:
@@ -155,9 +156,7 @@ class StageContext:
     # -- resumable training -----------------------------------------------------------------------
 
     @cached_property
-    def checkpoint_path(self) -> Path:
-        """Keyed by the task, the stage, its declared params (but those in ``checkpoint_ignores``)
-        and its inputs' contents: the same training started again finds its checkpoint."""
+    def _checkpoint_key(self) -> str:
         keep = tuple(k for k in self.params.declared if k not in self.spec.checkpoint_ignores)
         plain = self.params.model_dump(keep, mode="json")
         digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode())
@@ -167,27 +166,47 @@ class StageContext:
                 with open(path, "rb") as f:
                     while block := f.read(1 << 20):
                         digest.update(block)
-        return self.scratch / "checkpoints" / self.task.name / f"{self.stage}-{digest.hexdigest()[:12]}.pt"
+        return digest.hexdigest()[:12]
 
-    def checkpoint(self, state: dict) -> None:
+    def checkpoint_path(self, name: str = "") -> Path:
+        """Keyed by the task, the stage, ``name`` (for stages that train several models), its
+        declared params (but those in ``checkpoint_ignores``) and its inputs' contents: the same
+        training started again finds its checkpoint."""
+        stem = f"{self.stage}-{name}" if name else self.stage
+        return self.scratch / "checkpoints" / self.task.name / f"{stem}-{self._checkpoint_key}.pt"
+
+    def checkpoint(self, state: dict, name: str = "") -> None:
         """Save training state (weights, optimizer, epoch...) with every RNG state, atomically."""
-        checkpoint.write_atomic({"state": state, "rng": checkpoint.rng_states(),
-                                 "history": self.history}, self.checkpoint_path)
+        path = self.checkpoint_path(name)
+        checkpoint.write_atomic({"state": state, "rng": checkpoint.rng_states(), "history": self.history}, path)
+        self.checkpoints.add(path)
 
-    def restore(self) -> dict | None:
+    def restore(self, name: str = "") -> dict | None:
         """The last checkpoint's state, or None to start afresh. The RNG states and the history come
         back too, and the epochs done before are reported to the trackers again (a new run shows
         the whole curve)."""
-        saved = checkpoint.read_checkpoint(self.checkpoint_path)
+        path = self.checkpoint_path(name)
+        saved = checkpoint.read_checkpoint(path)
         if saved is None:
             return None
         checkpoint.set_rng_states(saved["rng"])
-        self.history = {int(k): dict(v) for k, v in saved["history"].items()}
-        self.echo(f"resuming from {self.checkpoint_path} ({len(self.history)} epoch(s) done)")
+        history = {int(k): dict(v) for k, v in saved["history"].items()}
+        unseen = {e: {k: v for k, v in m.items() if self.history.get(e, {}).get(k) != v} for e, m in history.items()}
+        self.history = history
+        self.checkpoints.add(path)
+        self.echo(f"resuming from {path} ({saved['state'].get('epoch', len(history))} epoch(s) done)")
         if self.run is not None:
-            for epoch, metrics in sorted(self.history.items()):
-                self.hook.orch_epoch_end(run=self.run, epoch=epoch, metrics=metrics)
+            for epoch, metrics in sorted(unseen.items()):
+                if metrics:
+                    self.hook.orch_epoch_end(run=self.run, epoch=epoch, metrics=metrics)
         return saved["state"]
+
+    def resumable(self, name: str = "", **objects: Any) -> "checkpoint.Resumable":
+        """Make a training loop resumable: ``objects`` (model, optimizer, scheduler, generators) come
+        back from the last checkpoint if there is one, ``.epoch`` says where to start, and
+        ``.save(epochs_done)`` after each epoch checkpoints them. ``name`` tells apart the models
+        of a stage that trains several."""
+        return checkpoint.Resumable(objects, self.restore(name), lambda state: self.checkpoint(state, name))
 
     # -- the report -------------------------------------------------------------------------------
 

@@ -156,6 +156,11 @@ def _run_one(stage: Stage, ctx: StageContext, params: BaseModel) -> dict[str, fl
         if ctx.run is not None and stage.tracked:
             (out / RUN_FILE).write_text(json.dumps({"name": ctx.run.name, "tracking": ctx.run.tracking}))
         log_declared(ctx, [stage])
+        if not stage.checkpoint_ignores:
+            # finished: nothing left to resume. A stage that ignores some params (epochs) keeps its
+            # checkpoints, so that a longer run continues the finished one.
+            for path in ctx.checkpoints:
+                path.unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written
         raise

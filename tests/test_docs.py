@@ -32,6 +32,19 @@ def test_docs_name_no_hook_that_does_not_exist():
     assert documented == set(HOOKS)
 
 
+@pytest.mark.parametrize("name", ["OrchConfig", "RunInfo", "SweepInfo", "TrialResult", "FetchedRun",
+                                  "BiasVarianceReport"])
+def test_every_record_a_hook_passes_is_documented_field_by_field(name):
+    import dataclasses
+
+    import orchestrator
+
+    entry = re.search(rf"^- `{name}`: (.*?)(?=^- |^#|\Z)", DOC, flags=re.M | re.S)
+    assert entry, f"docs/hooks.md does not describe {name}"
+    missing = [f.name for f in dataclasses.fields(getattr(orchestrator, name)) if f"`{f.name}`" not in entry.group(1)]
+    assert not missing, f"docs/hooks.md: {name} lacks {missing}"
+
+
 def test_every_hook_has_a_docstring_saying_when_and_what():
     for name, fn in HOOKS.items():
         doc = inspect.getdoc(fn) or ""

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from orch_charrnn.data import n_batches, stream_batches
+from orchestrator import Resumable, not_resumable
 
 LN2 = math.log(2)
 
@@ -51,14 +52,17 @@ def fit(
     device,
     on_epoch: Callable[[int, dict[str, float]], None],
     progress: Callable[..., Iterable] = lambda it, desc="", total=None: it,
+    resumable: Callable[..., Resumable] = not_resumable,
 ) -> float:
-    """Train; returns training characters per second. ``on_epoch`` gets train_loss, val_loss,
-    val_bpc, val_ppl, val_acc and chars_per_s; ``progress`` may wrap the batches in a bar."""
+    """Train; returns training characters per second (of the epochs this call ran). ``on_epoch``
+    gets train_loss, val_loss, val_bpc, val_ppl, val_acc and chars_per_s; ``progress`` may wrap
+    the batches in a bar; ``resumable`` (``ctx.resumable``) continues a killed run."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = n_batches(len(train), bs, bptt)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.25)
+    resume = resumable(model=model, opt=opt, sched=sched)
     seen, seconds = 0, 0.0
-    for epoch in range(epochs):
+    for epoch in range(resume.epoch, epochs):
         model.train()
         state, total, count = None, 0.0, 0
         start = time.perf_counter()
@@ -78,4 +82,5 @@ def fit(
         val_nll, val_acc = evaluate(model, val, bs, bptt, device)
         on_epoch(epoch, {"train_loss": total / count, **figures(val_nll, val_acc, "val"),
                          "chars_per_s": count / (time.perf_counter() - start)})
-    return seen / seconds
+        resume.save(epoch + 1)
+    return seen / seconds if seconds else 0.0

@@ -45,7 +45,7 @@ def train(ctx: StageContext) -> dict[str, float]:
     model = build(config).to(ctx.device)
     start = time.perf_counter()
     fit(model, splits["train"], splits["val"], epochs=p.epochs, bs=p.bs, lr=p.lr, wd=p.wd, seed=p.seed,
-        on_epoch=ctx.log_epoch, progress=ctx.progress)
+        on_epoch=ctx.log_epoch, progress=ctx.progress, resumable=ctx.resumable)
     seconds = time.perf_counter() - start
     ctx.save_model("model", model, config)
     errors = {s: mse(model, splits[s]) for s in SPLITS}

@@ -9,6 +9,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from orchestrator import Resumable, not_resumable
+
 EVAL_BATCH = 65536
 
 
@@ -60,14 +62,17 @@ def fit(
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None],
     progress: Callable[..., Iterable] = lambda it, desc="": it,
+    resumable: Callable[..., Resumable] = not_resumable,
 ) -> None:
     """One-cycle training; ``on_epoch(epoch, metrics)`` gets train_loss, val_loss, val_rmse;
-    ``progress(iterable, desc)`` may wrap the batches in a progress bar."""
+    ``progress(iterable, desc)`` may wrap the batches in a progress bar; ``resumable``
+    (``ctx.resumable``) continues a killed run from its last epoch."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps_per_epoch = (len(train) + bs - 1) // bs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
+    state = resumable(model=model, opt=opt, sched=sched, gen=gen)
+    for epoch in range(state.epoch, epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen).to(train.ratings.device)
         total = 0.0
@@ -81,6 +86,7 @@ def fit(
             total += loss.item() * len(idx)
         val_loss = mse(model, val)
         on_epoch(epoch, {"train_loss": total / len(train), "val_loss": val_loss, "val_rmse": val_loss ** 0.5})
+        state.save(epoch + 1)
 
 
 def predict_ms_per_1k(model: nn.Module, split: SplitTensors, n: int = 20_000) -> float:

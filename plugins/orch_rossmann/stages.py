@@ -64,7 +64,7 @@ def train(ctx: StageContext) -> dict[str, float]:
     tensors = {s: to_tensors(a, ctx.device) for s, a in arrays.items()}
     start = time.perf_counter()
     fit(model, tensors["train"], tensors["val"], epochs=p.epochs, bs=p.bs, lr=p.lr, wd=p.wd, seed=p.seed,
-        on_epoch=ctx.log_epoch, progress=ctx.progress)
+        on_epoch=ctx.log_epoch, progress=ctx.progress, resumable=ctx.resumable)
     out = {"train_seconds": time.perf_counter() - start, **{k: ctx.history[p.epochs - 1][k] for k in ("train_loss", "val_loss")}}
     ctx.save_model("model", model, config)
     for split, t in tensors.items():

@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from orch_rossmann.tabular import mape, rmspe
+from orchestrator import Resumable, not_resumable
 
 EVAL_BATCH = 8192
 Arrays = dict[str, np.ndarray]  # cats, conts, y of one split
@@ -30,15 +31,18 @@ def predict(model: torch.nn.Module, tensors: list[torch.Tensor]) -> np.ndarray:
 
 def fit(model: torch.nn.Module, train: list[torch.Tensor], val: list[torch.Tensor], *, epochs: int, bs: int,
         lr: float, wd: float, seed: int, on_epoch: Callable[[int, dict[str, float]], None],
-        progress: Callable[..., Iterable] = lambda it, desc="": it) -> None:
-    """One-cycle AdamW on MSE of log sales; ``on_epoch`` gets train/val loss, val RMSPE and MAPE."""
+        progress: Callable[..., Iterable] = lambda it, desc="": it,
+        resumable: Callable[..., Resumable] = not_resumable) -> None:
+    """One-cycle AdamW on MSE of log sales; ``on_epoch`` gets train/val loss, val RMSPE and MAPE;
+    ``resumable`` (``ctx.resumable``) continues a killed run."""
     cats, conts, y = train
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps = (len(y) + bs - 1) // bs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
     gen = torch.Generator().manual_seed(seed)
     val_y = val[2].cpu().numpy()
-    for epoch in range(epochs):
+    state = resumable(model=model, opt=opt, sched=sched, gen=gen)
+    for epoch in range(state.epoch, epochs):
         model.train()
         order = torch.randperm(len(y), generator=gen).to(y.device)
         total = 0.0
@@ -53,6 +57,7 @@ def fit(model: torch.nn.Module, train: list[torch.Tensor], val: list[torch.Tenso
         pred = predict(model, val)
         on_epoch(epoch, {"train_loss": total / len(y), "val_loss": float(np.mean((pred - val_y) ** 2)),
                          "val_rmspe": rmspe(np.exp(val_y), np.exp(pred)), "val_mape": mape(np.exp(val_y), np.exp(pred))})
+        state.save(epoch + 1)
 
 
 def features(codes: np.ndarray, conts: np.ndarray, tables: list[np.ndarray] | None) -> np.ndarray:

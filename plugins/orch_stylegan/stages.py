@@ -91,7 +91,8 @@ def train(ctx: StageContext) -> dict[str, float]:
     net = load_feature_net(ctx.input_dir("features")).to(ctx.device)
     real_dev = real_features(ctx)["train_dev"]
     channels = int(xs["train"].shape[1])
-    trainer = Trainer(p, channels, ctx.device, state=ctx.restore() if p.checkpoints else None)
+    trainer = Trainer(p, channels, ctx.device)
+    trainer.resume(ctx.restore() if p.checkpoints else None)
     (ctx.out_dir / "grids").mkdir(exist_ok=True)
 
     def on_epoch(epoch: int, metrics: dict) -> dict:

@@ -55,7 +55,7 @@ def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
 class Trainer:
     """Holds G, D, the EMA generator and both optimizers; ``state_dict`` is the resumable checkpoint."""
 
-    def __init__(self, p, channels: int, device, state: dict | None = None):
+    def __init__(self, p, channels: int, device):
         self.p, self.device = p, device
         self.g, self.d = (m.to(device) for m in build(p, channels))
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
@@ -65,9 +65,14 @@ class Trainer:
         c = p.r1_every / (p.r1_every + 1)  # lazy regularization: adjust Adam for the skipped steps
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=p.lr_d * c, betas=(betas[0] ** c, betas[1] ** c))
         self.step, self.epoch, self.images_seen, self.history = 0, 0, 0, []
-        if state is not None:  # a checkpoint: continue where it stopped
+        self.resumed_from, self.fit_seconds = 0, 0.0
+
+    def resume(self, state: dict | None) -> None:
+        """Continue from a checkpoint's state (None: start afresh). Called after building: restoring
+        sets the RNG states, which building the networks would otherwise move on."""
+        if state is not None:
             self.load_state_dict(state)
-        self.resumed_from, self.fit_seconds = self.epoch, 0.0
+            self.resumed_from = self.epoch
 
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
         p, g, d = self.p, self.g, self.d

@@ -130,7 +130,7 @@ def pretrain(ctx: StageContext) -> dict[str, float]:
     s = p.pretrain
     speed = fit_lm(model, train_ids, val_ids, epochs=s.epochs, bs=s.bs, bptt=s.bptt, lr=s.lr, wd=s.wd, clip=p.clip,
                    device=ctx.device, seed=p.seed, discriminative=False, on_epoch=_lm_log(ctx, "pretrain"),
-                   progress=ctx.progress)
+                   progress=ctx.progress, resumable=ctx.resumable)
     ctx.save_model("lm", model)
     vocab.save(ctx.out_dir / "vocab.txt")
     last, epoch_seconds = _lm_figures(ctx, "pretrain")
@@ -185,7 +185,7 @@ def finetune(ctx: StageContext) -> dict[str, float]:
     before_loss, before_acc = evaluate_lm(model, val_ids, s.bs, s.bptt, ctx.device)
     speed = fit_lm(model, train_ids, val_ids, epochs=s.epochs, bs=s.bs, bptt=s.bptt, lr=s.lr, wd=s.wd, clip=p.clip,
                    device=ctx.device, seed=p.seed, discriminative=True, on_epoch=_lm_log(ctx, "finetune"),
-                   progress=ctx.progress)
+                   progress=ctx.progress, resumable=ctx.resumable)
     ctx.save_model("encoder", encoder_state(model))
     last, epoch_seconds = _lm_figures(ctx, "finetune")
     return {"vocab_coverage": coverage, "finetune_before_val_ppl": float(np.exp(before_loss)),
@@ -227,7 +227,8 @@ def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, grad
     speed = fit_classifier(model, sets["train"], sets["val"], lr=c.lr, wd=c.wd, bs=c.bs, max_len=c.max_len,
                            clip=p.clip, device=ctx.device, seed=p.seed, gradual=gradual,
                            discriminative=encoder is not None,
-                           final_epochs=c.final_epochs, on_epoch=on_epoch, progress=ctx.progress)
+                           final_epochs=c.final_epochs, on_epoch=on_epoch, progress=ctx.progress,
+                           resumable=lambda **objects: ctx.resumable(variant, **objects))
     out = {"docs_per_s": speed, "seconds": time.perf_counter() - start}
     probe = (sets["train"][0][: len(sets["val"][0])], sets["train"][1][: len(sets["val"][0])])
     for split, (docs, labels) in (("train", probe), ("train_dev", sets["train_dev"]), ("val", sets["val"])):

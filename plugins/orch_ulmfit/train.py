@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from orch_ulmfit.model import PAD_ID
+from orchestrator import Resumable, not_resumable
 
 LR_DECAY = 2.6  # ULMFiT: each lower layer group learns 2.6 times slower
 
@@ -107,13 +108,16 @@ def evaluate_lm(model, ids: np.ndarray, bs: int, bptt: int, device) -> tuple[flo
 
 def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs: int, bptt: int, lr: float,
            wd: float, clip: float, device, seed: int, discriminative: bool,
-           on_epoch: Callable[[int, dict], None], progress: Callable[..., Iterable] = lambda it, **_: it) -> float:
-    """Train a language model (STLR over all steps; discriminative LRs if asked). Returns tokens/s."""
+           on_epoch: Callable[[int, dict], None], progress: Callable[..., Iterable] = lambda it, **_: it,
+           resumable: Callable[..., Resumable] = not_resumable) -> float:
+    """Train a language model (STLR over all steps; discriminative LRs if asked). Returns tokens/s
+    (of the epochs this call ran); ``resumable`` (``ctx.resumable``) continues a killed run."""
     groups = model.layer_groups()
     opt = make_optimizer(groups, lr, wd, discriminative)
     loader = LMLoader(train_ids, bs, bptt, seed)
-    total_steps, step, tokens, seconds = epochs * len(loader), 0, 0, 0.0
-    for epoch in range(epochs):
+    state = resumable(model=model, opt=opt, batches=loader.rng)
+    total_steps, step, tokens, seconds = epochs * len(loader), state.extra.get("step", 0), 0, 0.0
+    for epoch in range(state.epoch, epochs):
         model.train()
         model.reset()
         start, loss_sum, n = time.perf_counter(), 0.0, 0
@@ -137,7 +141,8 @@ def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs
         on_epoch(epoch, {"train_loss": loss_sum / n, "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50)),
                          "val_acc": val_acc, "tokens_per_s": n / (time.perf_counter() - start),
                          "epoch_seconds": time.perf_counter() - start})
-    return tokens / max(seconds, 1e-9)
+        state.save(epoch + 1, step=step)
+    return tokens / seconds if seconds else 0.0
 
 
 def doc_batches(docs: Sequence[np.ndarray], labels: np.ndarray, bs: int, max_len: int, shuffle: bool,
@@ -187,16 +192,19 @@ def unfreezing_schedule(n_groups: int, gradual: bool, final_epochs: int) -> list
 def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len: int, clip: float, device,
                    seed: int, gradual: bool, discriminative: bool, final_epochs: int,
                    on_epoch: Callable[[int, dict], None],
-                   progress: Callable[..., Iterable] = lambda it, **_: it) -> float:
+                   progress: Callable[..., Iterable] = lambda it, **_: it,
+                   resumable: Callable[..., Resumable] = not_resumable) -> float:
     """Gradual unfreezing: each phase its own STLR cycle, LR halved per phase (the fastai recipe's
-    2e-2, 1e-2, 5e-3 ... steps), discriminative LRs across groups. Returns documents/s."""
+    2e-2, 1e-2, 5e-3 ... steps), discriminative LRs across groups. Returns documents/s (of the
+    epochs this call ran); ``resumable`` continues a killed run (each epoch builds its optimizer)."""
     rng = np.random.default_rng(seed)
     groups = model.layer_groups()
     schedule = unfreezing_schedule(len(groups), gradual, final_epochs)
     docs, labels = train
     steps = math.ceil(len(docs) / bs)
     seen, seconds = 0, 0.0
-    for epoch, n_trainable in enumerate(schedule):
+    state = resumable(model=model, batches=rng)
+    for epoch, n_trainable in list(enumerate(schedule))[state.epoch:]:
         set_trainable(groups, n_trainable)
         phase_lr = lr / 2 ** (n_trainable - 1) if gradual else lr / 2 ** (len(groups) - 1)
         opt = make_optimizer([g for g in groups[len(groups) - n_trainable:]], phase_lr, wd, discriminative)
@@ -219,5 +227,6 @@ def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len:
         val_loss, val_error = evaluate_classifier(model, *val, bs, max_len, device)
         on_epoch(epoch, {"train_loss": loss_sum / n, "val_loss": val_loss, "val_error": val_error,
                          "trainable_groups": n_trainable, "epoch_seconds": time.perf_counter() - start})
+        state.save(epoch + 1)
     set_trainable(groups, len(groups))
-    return seen / max(seconds, 1e-9)
+    return seen / seconds if seconds else 0.0
