@@ -160,6 +160,11 @@ class StageContext:
         keep = tuple(k for k in self.params.declared if k not in self.spec.checkpoint_ignores)
         plain = self.params.model_dump(keep, mode="json")
         digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode())
+        from orchestrator.dvcgen import HOST, stage_files
+
+        for path in stage_files(self.spec):  # edited training code does not resume an old checkpoint
+            if path.suffix == ".py" and HOST not in path.parents:
+                digest.update(path.read_bytes())
         for stage in self.spec.inputs:
             for path in sorted(p for p in self.dirs[stage].rglob("*") if p.is_file()):
                 digest.update(str(path.relative_to(self.dirs[stage])).encode())
@@ -170,8 +175,8 @@ class StageContext:
 
     def checkpoint_path(self, name: str = "") -> Path:
         """Keyed by the task, the stage, ``name`` (for stages that train several models), its
-        declared params (but those in ``checkpoint_ignores``) and its inputs' contents: the same
-        training started again finds its checkpoint."""
+        declared params (but those in ``checkpoint_ignores``), the plugin code it runs and its
+        inputs' contents: the same training started again finds its checkpoint."""
         stem = f"{self.stage}-{name}" if name else self.stage
         return self.scratch / "checkpoints" / self.task.name / f"{stem}-{self._checkpoint_key}.pt"
 
