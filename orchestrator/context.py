@@ -22,6 +22,7 @@ from orchestrator.errors import ContractError, NonFiniteLoss
 from orchestrator.stage_params import SEED
 
 if TYPE_CHECKING:
+    import pandas
     import pluggy
 
     from orchestrator.report import BiasVarianceReport
@@ -123,6 +124,14 @@ class StageContext:
         bad = [k for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(v)]
         if bad:
             raise NonFiniteLoss(f"{bad[0]} is {metrics[bad[0]]} at epoch {epoch + 1}")
+
+    def input_history(self, stage: str) -> "pandas.DataFrame | None":
+        """The per-epoch history input ``stage`` logged (its ``history.csv``), one row per epoch;
+        None when it logged no epoch."""
+        import pandas
+
+        path = self.input_dir(stage) / HISTORY_FILE
+        return pandas.read_csv(path) if path.exists() else None
 
     def upstream_metrics(self) -> dict[str, float]:
         """Metrics of the stages this one declares as inputs, read from their metrics.json."""

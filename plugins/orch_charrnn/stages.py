@@ -94,7 +94,7 @@ def report(ctx: StageContext) -> dict[str, float]:
     refs = {"unigram": metrics["ref_unigram_bpc"], "bigram": metrics["ref_bigram_bpc"],
             "xz": metrics["ref_xz_bpc"], "bz2": metrics["ref_bz2_bpc"], "human (Shannon)": ctx.task.human.error}
     plots.comparison(table, refs, out / "comparison.png")
-    loss_curves(pd.read_csv(train_dir / "history.csv"), out / "loss_curves.png",
+    loss_curves(ctx.input_history("train"), out / "loss_curves.png",
                 f"charrnn ({p.arch}): loss per epoch (nats per character)", columns=["train_loss", "val_loss"])
     model, vocab = load(train_dir)
     samples = {t: sample(model, vocab, "", 600, t, seed=p.seed, device="cpu") for t in (0.5, 0.8, 1.0)}

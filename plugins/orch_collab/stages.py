@@ -71,7 +71,7 @@ def report(ctx: StageContext) -> dict[str, float]:
     ends = interpret.component_ends(scores, titles, top)
     ends.to_csv(out / "pca_ends.csv", index=False)
     plots.scatter(scores, titles, top, out / "pca_scatter.png")
-    loss_curves(pd.read_csv(ctx.input_dir("train") / "history.csv"), out / "loss_curves.png",
+    loss_curves(ctx.input_history("train"), out / "loss_curves.png",
                 "collab: loss per epoch (MSE)")
     (out / "interpretation.md").write_text(interpret.interpretation_md(biases, ends, ratio), encoding="utf-8")
     ctx.bias_variance_report()

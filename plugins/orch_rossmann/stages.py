@@ -114,7 +114,7 @@ def report(ctx: StageContext) -> dict[str, float]:
         if column in encoder.categorical:
             plots.ordinal_embedding(pd.read_csv(emb_dir / f"{column}.csv"), column, out / fname)
     plots.importance(pd.read_csv(gbm_dir / "gbm_importance.csv"), out / "gbm_importance.png")
-    loss_curves(pd.read_csv(ctx.input_dir("train") / "history.csv"), out / "loss_curves.png",
+    loss_curves(ctx.input_history("train"), out / "loss_curves.png",
                 "rossmann network: loss per epoch (MSE of log sales)")
     table = pd.read_csv(gbm_dir / "comparison.csv")
     (out / "comparison.md").write_text(report.comparison_md(table, metrics), encoding="utf-8")

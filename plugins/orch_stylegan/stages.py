@@ -133,8 +133,6 @@ def evaluate(ctx: StageContext) -> dict[str, float]:
 
 
 def report(ctx: StageContext) -> dict[str, float]:
-    import pandas as pd
-
     from orch_stylegan import grids, plots, report
     from orch_stylegan.model import load_generator
 
@@ -146,7 +144,7 @@ def report(ctx: StageContext) -> dict[str, float]:
     grids.mixing_grid(g, out / "style_mixing.png")
     grids.truncation_grid(g, out / "truncation.png", cutoff=p.cutoff)
     grids.interpolation_strip(g, out / "interpolation.png")
-    plots.training_curves(pd.read_csv(ctx.input_dir("train") / "history.csv"), metrics, out / "training_curves.png")
+    plots.training_curves(ctx.input_history("train"), metrics, out / "training_curves.png")
     if g.use_noise:
         grids.noise_grid(g, out / "noise.png")
     (out / "evaluation.md").write_text(report.evaluation_md(metrics, p), encoding="utf-8")

@@ -284,12 +284,11 @@ def report(ctx: StageContext) -> dict[str, float]:
         rows = pd.read_csv(ablation_csv)[["variant", "val_error", "train_error", "seconds"]].to_dict("records") + rows
     table = pd.DataFrame(rows)
     table.to_csv(out / "ablation.csv", index=False)
-    ablation_history = ctx.input_dir("ablation") / "history.csv"
     plots.ablation(table, m["val_majority_error"], out / "ablation.png")
-    plots.classifier_curves(pd.read_csv(ctx.input_dir("classify") / "history.csv"),
-                            pd.read_csv(ablation_history) if ablation_history.exists() else None,
+    plots.classifier_curves(ctx.input_history("classify"),
+                            ctx.input_history("ablation"),
                             list(ctx.params.ablation), out / "classifier_curves.png")
-    plots.lm_curves({s: pd.read_csv(ctx.input_dir(s) / "history.csv") for s in ("pretrain", "finetune")},
+    plots.lm_curves({s: ctx.input_history(s) for s in ("pretrain", "finetune")},
                     out / "lm_curves.png")
     (out / "ablation.md").write_text(_ablation_md(table, m), encoding="utf-8")
     ctx.bias_variance_report(m, human=_human(ctx))
