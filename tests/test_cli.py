@@ -33,6 +33,15 @@ def test_help_does_not_import_heavy_libraries(project):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_registering_the_tasks_does_not_import_torch(project):
+    """`orch tasks`, `orch dvc` and every data-preparation stage pay no torch import for it."""
+    code = ("import sys\nfrom orchestrator.manager import get_plugin_manager\n"
+            "from orchestrator.registry import load_tasks\nprint(sorted(load_tasks(get_plugin_manager())), "
+            "'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project)
+    assert out.stdout.strip() == "['charrnn', 'collab', 'rossmann', 'stylegan', 'ulmfit'] False", out.stderr
+
+
 def test_plugins_and_tasks_list_the_builtins(project):
     out = orch("plugins", cwd=project, check=0)
     assert "collab" in out.stdout and "mlflow" in out.stdout and "loaded" in out.stdout

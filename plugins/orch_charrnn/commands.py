@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from orch_charrnn.model import load, sample
-
 
 @click.command("generate")
 @click.option("--run", "run_id", help="MLflow run id of a charrnn run (default: the DVC pipeline's model).")
@@ -18,5 +16,7 @@ from orch_charrnn.model import load, sample
 def generate_command(env, run_id, prompt, n_chars, temperature, top_k, seed):
     """Generate text with a trained character model."""
     folder = env.run_artifacts(run_id)("model") if run_id else env.pipeline_output("train", "model.pt")
+    from orch_charrnn.model import load, sample  # torch: only when the command runs
+
     model, vocab = load(folder)
     click.echo(sample(model, vocab, prompt, n_chars, temperature, top_k, seed))
