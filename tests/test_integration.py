@@ -130,8 +130,9 @@ def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, 
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "5", "--study", "c", "--jobs", jobs]
+    # SIGINT at its default even when the tests run in a background job (which ignores it)
     proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     storage = f"sqlite:///{project / 'optuna.db'}"
     client = client_for(project)
     deadline = time.monotonic() + 120
@@ -159,6 +160,46 @@ def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, 
     counted = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(counted) == 5
     assert {r.info.status for r in runs_of(client, "toy")} <= {"FINISHED", "KILLED"}
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The sweep's worker processes (multiprocessing spawn children, not its resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_trials(project, toy_site):
+    params = {"toy": {"epochs": 4, "epoch_seconds": 0.3,
+                      "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
+    proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = client_for(project)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # both workers are in their first trial
+        try:
+            running = [r for r in runs_of(client, "toy") if r.info.status == "RUNNING" and "orch.trial" in r.data.tags]
+        except Exception:  # the store is still being created
+            running = []
+        if len(running) == 2:
+            break
+        time.sleep(0.1)
+    workers = spawned_workers(proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # what the OOM killer does
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1].startswith("orch: error: run failed: worker ")
+    assert "was killed (SIGKILL); run the same command again" in err and "Traceback" not in err
+    results = Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()
+    assert sum(r.state == "COMPLETE" for r in results) == 3  # the healthy worker ran its whole share
+    [parent] = [r for r in runs_of(client, "toy") if r.data.tags.get("orch.role") == "sweep"]
+    assert parent.info.status == "FINISHED"
+
+    out = orch("-q", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2", cwd=project)
+    assert out.returncode == 0, out.stderr
+    results = Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()
+    assert sum(r.counted for r in results) == 6 and "INTERRUPTED" in {r.state for r in results}
 
 
 def test_refine_narrows_the_space_in_a_new_study(project, toy_site):

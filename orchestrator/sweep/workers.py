@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 
+from orchestrator.errors import RunFailed, UserError
 from orchestrator.manager import OrchPluginManager, get_plugin_manager
 from orchestrator.registry import get_task
 from orchestrator.runner import Project
@@ -15,6 +17,8 @@ from orchestrator.sweep.trial import TrialRunner
 from orchestrator.task import OrchConfig, SweepInfo
 
 WORKER_SEED_STRIDE = 1000  # worker i samples from seed + done + 1000 * (i + 1)
+EXIT_INTERRUPTED = 130
+STOP_SECONDS = 30  # per step of stopping workers after Ctrl-C
 
 
 def run_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, *, quiet: bool = True,
@@ -30,18 +34,46 @@ def run_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int,
 
 
 def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: int, offset: int) -> None:
-    """``remaining`` trials shared out over ``jobs`` processes, the cores split between them."""
-    from concurrent.futures import ProcessPoolExecutor
-
+    """``remaining`` trials shared out over ``jobs`` processes, the cores split between them. A
+    worker that dies (the OOM killer, kill -9) does not stop the others; once they are done the
+    sweep fails naming it, and the same command runs the missing trials."""
     jobs = min(jobs, remaining)
     quotas = [remaining // jobs + (1 if i < remaining % jobs else 0) for i in range(jobs)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(_process_worker, config, sweep, quota, offset + WORKER_SEED_STRIDE * (i + 1), threads)
-                   for i, quota in enumerate(quotas)]
-        for future in futures:
-            future.result()
+    workers = [context.Process(target=_process_worker, name=f"worker {i + 1}",
+                               args=(config, sweep, quota, offset + WORKER_SEED_STRIDE * (i + 1), threads))
+               for i, quota in enumerate(quotas)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join()
+    except KeyboardInterrupt:
+        _stop(workers)
+        raise
+    if any(w.exitcode == EXIT_INTERRUPTED for w in workers):
+        raise KeyboardInterrupt
+    lost = [f"{w.name} {_ended(w.exitcode)}" for w in workers if w.exitcode != 0]
+    if lost:
+        raise RunFailed(f"{', '.join(lost)}; run the same command again to finish the study")
+
+
+def _stop(workers: list) -> None:
+    """After Ctrl-C: the workers got it too (one process group) and close their runs; give them
+    time, then interrupt, then terminate the ones still alive."""
+    for step in (lambda w: None, lambda w: os.kill(w.pid, signal.SIGINT), lambda w: w.terminate()):
+        alive = [w for w in workers if w.is_alive()]
+        for worker in alive:
+            step(worker)
+        for worker in alive:
+            worker.join(timeout=STOP_SECONDS)
+
+
+def _ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"was killed ({signal.Signals(-exitcode).name})"
+    return f"failed (exit code {exitcode})"
 
 
 def _process_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, threads: int) -> None:
@@ -51,4 +83,8 @@ def _process_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset:
     try:
         run_worker(config, sweep, n_trials, offset)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # one line, as the CLI would print it; the parent names the worker
+        print(f"orch: error: {exc}" if isinstance(exc, UserError) else f"orch: error: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        sys.exit(1)
