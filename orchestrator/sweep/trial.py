@@ -58,7 +58,8 @@ class TrialPruner:
 
 
 class TrialRunner:
-    """``runner(trial) -> TrialResult`` for the study; never raises (Ctrl-C becomes INTERRUPTED)."""
+    """``runner(trial) -> TrialResult`` for the study. What the trial's run raises becomes its result:
+    FAIL with the reason, PRUNED, or INTERRUPTED for Ctrl-C (which the study then raises again)."""
 
     def __init__(self, pm: OrchPluginManager, reg: RegisteredTask, project: Project, sweep: SweepInfo,
                  quiet: bool = True):
@@ -80,7 +81,6 @@ class TrialRunner:
         run = make_run_info(self.reg, params, self.project, mode="sweep", sweep=self.sweep, trial=trial.number)
         pruner = TrialPruner(trial, self.sweep.metric, run.name)
         self.pm.register(pruner, name=f"pruner-{trial.number}")
-        outcome: dict[str, Any] = {"state": "FAIL"}
         try:
             metrics = run_stages(self.pm, self.reg, params, self.stages, dirs, run, scratch=self.project.scratch,
                                  quiet=self.quiet)
