@@ -16,7 +16,7 @@ from orch_stylegan.metrics import fid, kid
 from orch_stylegan.model import AdaIN, Discriminator, Generator, layer_groups
 from orch_stylegan.params import StyleGANParams
 from orch_stylegan.train import Trainer, ema_update
-from orchestrator.checkpoint import read_checkpoint, rng_states, set_rng_states, write_atomic
+from orchestrator.checkpoint import Resumable, read_checkpoint, rng_states, set_rng_states, write_atomic
 from orchestrator.errors import UserError
 
 
@@ -227,21 +227,25 @@ def test_resumed_training_continues_exactly_where_it_stopped(tmp_path):
         import random
         random.seed(0)
         trainer = Trainer(tiny_params(), 1, "cpu")
-        if resume is not None:  # what ctx.restore does: RNG states first, then the trainer's state
-            saved = read_checkpoint(resume)
-            set_rng_states(saved["rng"])
-            trainer.load_state_dict(saved["state"])
-        save = None if ckpt is None else (lambda state: write_atomic({"state": state, "rng": rng_states()}, ckpt))
-        trainer.fit(images, epochs, lambda e, m: {}, save)
-        return trainer
+        losses = {}
 
-    straight = run(2)
+        def resumable(**objects):  # what ctx.resumable does: RNG states first, then the objects' states
+            saved = read_checkpoint(resume) if resume is not None else None
+            if saved is not None:
+                set_rng_states(saved["rng"])
+            save = None if ckpt is None else (lambda state: write_atomic({"state": state, "rng": rng_states()}, ckpt))
+            return Resumable(objects, saved and saved["state"], save)
+
+        trainer.fit(images, epochs, lambda e, m: losses.__setitem__(e, m["d_loss"]), resumable=resumable)
+        return trainer, losses
+
+    straight, straight_losses = run(2)
     run(1, tmp_path / "ckpt.pt")
-    resumed = run(2, resume=tmp_path / "ckpt.pt")
-    assert resumed.epoch == 2 and resumed.images_seen == straight.images_seen
+    resumed, resumed_losses = run(2, resume=tmp_path / "ckpt.pt")
+    assert resumed.epoch == 2 and resumed.images_seen == straight.images_seen and resumed.resumed_from == 1
     for a, b in zip(straight.g_ema.parameters(), resumed.g_ema.parameters()):
         assert torch.allclose(a, b)
-    assert [h["d_loss"] for h in resumed.history] == pytest.approx([h["d_loss"] for h in straight.history])
+    assert resumed_losses == pytest.approx({1: straight_losses[1]})
 
 
 def test_generation_is_deterministic_per_seed():

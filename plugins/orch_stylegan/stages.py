@@ -15,7 +15,7 @@ import json
 import numpy as np
 
 from orch_stylegan import data
-from orchestrator import SPLITS, StageContext, UserError
+from orchestrator import SPLITS, StageContext, UserError, not_resumable
 
 TRAIN_KEYS = ("seed", "z_dim", "w_dim", "mapping_depth", "fmap_base", "fmap_max", "styles", "noise", "mix_prob",
               "epochs", "bs", "lr_g", "lr_d", "beta1", "beta2", "r1_gamma", "r1_every", "ema_half_life", "mirror")
@@ -92,18 +92,16 @@ def train(ctx: StageContext) -> dict[str, float]:
     real_dev = real_features(ctx)["train_dev"]
     channels = int(xs["train"].shape[1])
     trainer = Trainer(p, channels, ctx.device)
-    trainer.resume(ctx.restore() if p.checkpoints else None)
     (ctx.out_dir / "grids").mkdir(exist_ok=True)
 
-    def on_epoch(epoch: int, metrics: dict) -> dict:
+    def on_epoch(epoch: int, metrics: dict) -> None:
         trainer.g_ema.eval()
-        extra = {"train_dev_fid": fid(generated_features(trainer.g_ema, net, p.eval_images, p.seed + 1), real_dev),
-                 "kimg": trainer.images_seen / 1000}
-        ctx.log_epoch(epoch, {**metrics, **extra})
+        fid_dev = fid(generated_features(trainer.g_ema, net, p.eval_images, p.seed + 1), real_dev)
+        ctx.log_epoch(epoch, {**metrics, "train_dev_fid": fid_dev, "kimg": trainer.images_seen / 1000})
         grids.sample_grid(trainer.g_ema, ctx.out_dir / "grids" / f"epoch_{epoch + 1:03d}.png")
-        return extra
 
-    trainer.fit(xs["train"], p.epochs, on_epoch, ctx.checkpoint if p.checkpoints else None, progress=ctx.progress)
+    trainer.fit(xs["train"], p.epochs, on_epoch, progress=ctx.progress,
+                resumable=ctx.resumable if p.checkpoints else not_resumable)
     ctx.save_model("generator", trainer.g_ema, {"params": p.model_dump(mode="json"), "channels": channels})
     return trainer.summary()
 

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from orch_stylegan.model import Generator, build
+from orchestrator import Resumable, not_resumable
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,7 @@ def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
-    """Holds G, D, the EMA generator and both optimizers; ``state_dict`` is the resumable checkpoint."""
+    """Holds G, D, the EMA generator and both optimizers, and trains them (resumably)."""
 
     def __init__(self, p, channels: int, device):
         self.p, self.device = p, device
@@ -64,15 +65,8 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=p.lr_g, betas=betas)
         c = p.r1_every / (p.r1_every + 1)  # lazy regularization: adjust Adam for the skipped steps
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=p.lr_d * c, betas=(betas[0] ** c, betas[1] ** c))
-        self.step, self.epoch, self.images_seen, self.history = 0, 0, 0, []
-        self.resumed_from, self.fit_seconds = 0, 0.0
-
-    def resume(self, state: dict | None) -> None:
-        """Continue from a checkpoint's state (None: start afresh). Called after building: restoring
-        sets the RNG states, which building the networks would otherwise move on."""
-        if state is not None:
-            self.load_state_dict(state)
-            self.resumed_from = self.epoch
+        self.step, self.epoch, self.images_seen = 0, 0, 0
+        self.resumed_from, self.fit_seconds, self.speeds = 0, 0.0, []  # speeds: epochs this process ran
 
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
         p, g, d = self.p, self.g, self.d
@@ -100,32 +94,24 @@ class Trainer:
         self.images_seen += n
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "r1": r1.item()}
 
-    def state_dict(self) -> dict:
-        return {"g": self.g.state_dict(), "d": self.d.state_dict(), "g_ema": self.g_ema.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
-                "epoch": self.epoch, "images_seen": self.images_seen, "history": self.history}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("g", "d", "g_ema", "opt_g", "opt_d"):
-            getattr(self, name).load_state_dict(state[name])
-        self.step, self.epoch, self.images_seen, self.history = (state["step"], state["epoch"], state["images_seen"],
-                                                                 state["history"])
-
     def summary(self) -> dict[str, float]:
         """The train stage's metrics: speed over the epochs this process ran, sizes, where it resumed."""
-        done = [h["images_per_s"] for h in self.history if h["epoch"] >= self.resumed_from]
-        return {"train_seconds": self.fit_seconds, "images_per_s": sum(done) / len(done) if done else 0.0,
+        return {"train_seconds": self.fit_seconds,
+                "images_per_s": sum(self.speeds) / len(self.speeds) if self.speeds else 0.0,
                 "kimg": self.images_seen / 1000, "resumed_from_epoch": self.resumed_from,
                 "params_g": sum(t.numel() for t in self.g.parameters()),
                 "params_d": sum(t.numel() for t in self.d.parameters())}
 
     def fit(self, images: torch.Tensor, epochs: int, on_epoch: Callable[[int, dict], None],
-            checkpoint: Callable[[dict], None] | None = None,
-            progress: Callable[..., Iterable] = lambda it, desc="": it) -> None:
-        """Train from ``self.epoch`` to ``epochs`` on uint8 images (N, C, R, R), shuffled each epoch;
-        hands ``checkpoint`` the state after every epoch (the host adds the RNG states)."""
+            progress: Callable[..., Iterable] = lambda it, desc="": it,
+            resumable: Callable[..., Resumable] = not_resumable) -> None:
+        """Train to ``epochs`` on uint8 images (N, C, R, R), shuffled each epoch; ``resumable``
+        (``ctx.resumable``) continues from the last checkpoint, also a finished run given more epochs."""
         p, n = self.p, len(images)
         steps = n // p.bs
+        state = resumable(g=self.g, d=self.d, g_ema=self.g_ema, opt_g=self.opt_g, opt_d=self.opt_d)
+        self.epoch = self.resumed_from = state.epoch
+        self.step, self.images_seen = state.extra.get("step", 0), state.extra.get("images_seen", 0)
         began = time.perf_counter()
         while self.epoch < epochs:
             self.g.train()
@@ -143,8 +129,7 @@ class Trainer:
             metrics = {"d_loss": sums["d_loss"] / steps, "g_loss": sums["g_loss"] / steps,
                        "r1": sums["r1"] / max(1, -(-steps // p.r1_every)), "images_per_s": steps * p.bs / seconds}
             self.epoch += 1
-            metrics.update(on_epoch(self.epoch - 1, metrics) or {})
-            self.history.append({"epoch": self.epoch - 1, "kimg": self.images_seen / 1000, **metrics})
-            if checkpoint is not None:
-                checkpoint(self.state_dict())
+            self.speeds.append(metrics["images_per_s"])
+            on_epoch(self.epoch - 1, metrics)
+            state.save(self.epoch, step=self.step, images_seen=self.images_seen)
         self.fit_seconds += time.perf_counter() - began
