@@ -120,7 +120,7 @@ class Resumable:
             self._save({"epoch": epochs_done, "extra": extra, "objects": states})
 
 
-def not_resumable(name: str = "", **objects: Any) -> Resumable:
+def not_resumable(**objects: Any) -> Resumable:
     """The default ``resumable`` of a training loop called outside a stage: starts at epoch 0."""
     return Resumable(objects)
 

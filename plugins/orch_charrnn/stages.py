@@ -3,6 +3,8 @@ Orchestration only: the models are in model.py, the loop in train.py, the write-
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -74,7 +76,7 @@ def _fit(ctx: StageContext, arch: str, model, vocab: data.Vocab, parts: dict) ->
     start = time.perf_counter()
     speed = fit(model, parts["train"], parts["val"], epochs=p.epochs, bs=p.bs, bptt=p.bptt, lr=p.lr, clip=p.clip,
                 device=ctx.device, on_epoch=on_epoch, progress=ctx.progress,
-                resumable=lambda **objects: ctx.resumable(arch, **objects))
+                resumable=functools.partial(ctx.resumable, arch))
     row = {"arch": arch, "params": sum(t.numel() for t in model.parameters()), "chars_per_s": speed,
            "train_seconds": time.perf_counter() - start}
     probe = parts["train"][: len(parts["val"])]  # measured in eval mode, like the other splits

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -20,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from orch_ulmfit import data, text
-from orchestrator import SPLITS, StageContext
-from orchestrator import UserError
+from orchestrator import SPLITS, StageContext, UserError
 from orchestrator import HumanBaseline
 
 # measured with fastai 2.8.12 on the embedded reviews (AWD-LSTM 200/400/2, 80/20 split, no downloads)
@@ -228,7 +228,7 @@ def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, grad
                            clip=p.clip, device=ctx.device, seed=p.seed, gradual=gradual,
                            discriminative=encoder is not None,
                            final_epochs=c.final_epochs, on_epoch=on_epoch, progress=ctx.progress,
-                           resumable=lambda **objects: ctx.resumable(variant, **objects))
+                           resumable=functools.partial(ctx.resumable, variant))
     out = {"docs_per_s": speed, "seconds": time.perf_counter() - start}
     probe = (sets["train"][0][: len(sets["val"][0])], sets["train"][1][: len(sets["val"][0])])
     for split, (docs, labels) in (("train", probe), ("train_dev", sets["train_dev"]), ("val", sets["val"])):
