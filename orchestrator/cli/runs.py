@@ -104,7 +104,7 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
 
 
 def _scratch(project) -> Path:
-    path = project.root / ".orch" / "runs"
+    path = project.scratch / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

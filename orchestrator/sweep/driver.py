@@ -45,10 +45,9 @@ def run_sweep(
         if remaining and jobs <= 1:
             run_worker(config, sweep, remaining, offset=done, quiet=quiet, pm=pm)
         elif remaining:
-            run_processes(config, sweep, remaining, jobs, offset=done)
+            run_processes(config, sweep, remaining, jobs, offset=done, quiet=quiet)
     except BaseException as exc:  # Ctrl-C, a lost worker, a bug: the parent run is closed all the same
         stopped = exc
-    study = Study.existing(sweep.study, sweep.storage)  # what every worker stored
     best = study.best()
     files = write_outputs(sweep, study.results(), best, out_dir)
     pm.hook.orch_sweep_end(sweep=sweep, best=best, files=files)

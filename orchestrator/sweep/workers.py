@@ -33,7 +33,8 @@ def run_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int,
     Study.open(sweep, offset).optimize(runner, n_trials=n_trials, timeout=sweep.timeout)
 
 
-def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: int, offset: int) -> None:
+def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: int, offset: int, *,
+                  quiet: bool = True) -> None:
     """``remaining`` trials shared out over ``jobs`` processes, the cores split between them. A
     worker that dies (the OOM killer, kill -9) does not stop the others; once they are done the
     sweep fails naming it, and the same command runs the missing trials."""
@@ -42,7 +43,7 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: in
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_process_worker, name=f"worker {i + 1}",
-                               args=(config, sweep, quota, offset + WORKER_SEED_STRIDE * (i + 1), threads))
+                               args=(config, sweep, quota, offset + WORKER_SEED_STRIDE * (i + 1), threads, quiet))
                for i, quota in enumerate(quotas)]
     for worker in workers:
         worker.start()
@@ -62,12 +63,22 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: in
 def _stop(workers: list) -> None:
     """After Ctrl-C: the workers got it too (one process group) and close their runs; give them
     time, then interrupt, then terminate the ones still alive."""
-    for step in (lambda w: None, lambda w: os.kill(w.pid, signal.SIGINT), lambda w: w.terminate()):
-        alive = [w for w in workers if w.is_alive()]
-        for worker in alive:
-            step(worker)
-        for worker in alive:
-            worker.join(timeout=STOP_SECONDS)
+    _join(workers)
+    for worker in _alive(workers):
+        os.kill(worker.pid, signal.SIGINT)
+    _join(workers)
+    for worker in _alive(workers):
+        worker.terminate()
+    _join(workers)
+
+
+def _alive(workers: list) -> list:
+    return [w for w in workers if w.is_alive()]
+
+
+def _join(workers: list) -> None:
+    for worker in _alive(workers):
+        worker.join(timeout=STOP_SECONDS)
 
 
 def _ended(exitcode: int | None) -> str:
@@ -76,12 +87,13 @@ def _ended(exitcode: int | None) -> str:
     return f"failed (exit code {exitcode})"
 
 
-def _process_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, threads: int) -> None:
+def _process_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, threads: int,
+                    quiet: bool) -> None:
     import torch
 
     torch.set_num_threads(threads)
     try:
-        run_worker(config, sweep, n_trials, offset)
+        run_worker(config, sweep, n_trials, offset, quiet=quiet)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # one line, as the CLI would print it; the parent names the worker
