@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -124,31 +127,63 @@ def test_sweep_nests_trials_under_one_parent_fails_nan_trials_and_resumes(projec
     assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 8
 
 
+class StderrLines:
+    """A child's stderr, line by line, read by a thread: a test waits for the line it needs."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.queue: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(proc.stderr,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.queue.put(line)
+        self.queue.put(None)
+
+    def wait_for(self, predicate, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))  # queue.Empty: timed out
+            assert line is not None, "the process ended first:\n" + "".join(self.seen)
+            self.seen.append(line)
+            if predicate(line):
+                return
+
+    def rest(self) -> str:
+        """Everything it wrote, once it has ended."""
+        while (line := self.queue.get(timeout=60)) is not None:
+            self.seen.append(line)
+        return "".join(self.seen)
+
+
+def epoch_of(line: str) -> tuple[int | None, int | None]:
+    """(trial, epoch) of a trial's per-epoch line ``[toy.train trial 3] epoch 2  ...``."""
+    found = re.match(r"\[toy\.train trial (\d+)\] epoch (\d+) ", line)
+    return (int(found.group(1)), int(found.group(2))) if found else (None, None)
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, jobs):
     params = {"toy": {"epochs": 6, "epoch_seconds": 0.4,
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "5", "--study", "c", "--jobs", jobs]
+    args = [sys.executable, "-m", "orchestrator", "sweep", "toy", "--trials", "5", "--study", "c", "--jobs", jobs]
     # SIGINT at its default even when the tests run in a background job (which ignores it)
     proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     storage = f"sqlite:///{project / 'optuna.db'}"
     client = client_for(project)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until one trial's run finished and another's just started
-        try:
-            trials = [r for r in runs_of(client, "toy") if "orch.trial" in r.data.tags]
-        except Exception:  # the store is still being created
-            trials = []
-        now_ms = time.time() * 1000
-        young = [r for r in trials if r.info.status == "RUNNING" and now_ms - r.info.start_time < 1200]
-        if "FINISHED" in {r.info.status for r in trials} and young:  # >1 s of its run left: Ctrl-C lands in it
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the sweep ended before a trial could be interrupted"
+    lines, finished = StderrLines(proc), set()
+
+    def a_trial_just_started_after_another_finished(line: str) -> bool:
+        trial, epoch = epoch_of(line)
+        if epoch == 6:
+            finished.add(trial)
+        return epoch == 1 and bool(finished) and trial not in finished  # 2 s of its run left
+
+    lines.wait_for(a_trial_just_started_after_another_finished)
     os.killpg(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=120)
+    proc.wait(timeout=120)
     assert proc.returncode == 130
     assert "INTERRUPTED" in {r.state for r in Study.existing("c", storage).results()}
     assert "RUNNING" not in {r.info.status for r in runs_of(client, "toy")}
@@ -172,22 +207,23 @@ def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_tria
     params = {"toy": {"epochs": 4, "epoch_seconds": 0.3,
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    args = [sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
+    args = [sys.executable, "-m", "orchestrator", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
     proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = client_for(project)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # both workers are in their first trial
-        try:
-            running = [r for r in runs_of(client, "toy") if r.info.status == "RUNNING" and "orch.trial" in r.data.tags]
-        except Exception:  # the store is still being created
-            running = []
-        if len(running) == 2:
-            break
-        time.sleep(0.1)
+    lines, started = StderrLines(proc), set()
+
+    def both_workers_are_in_a_trial(line: str) -> bool:
+        trial, epoch = epoch_of(line)
+        if epoch == 1:
+            started.add(trial)
+        return len(started) == 2
+
+    lines.wait_for(both_workers_are_in_a_trial)
     workers = spawned_workers(proc.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)  # what the OOM killer does
-    _, err = proc.communicate(timeout=180)
+    proc.wait(timeout=180)
+    err = lines.rest()
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1].startswith("orch: error: run failed: worker ")
     assert "was killed (SIGKILL); run the same command again" in err and "Traceback" not in err
