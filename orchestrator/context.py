@@ -15,9 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
-from orchestrator import checkpoint
+from orchestrator import checkpoint, interrupt
 from orchestrator.errors import ContractError, NonFiniteLoss
 from orchestrator.stage_params import SEED
 
@@ -100,12 +100,13 @@ class StageContext:
             print(f"[{self.where}] {message}", file=sys.stderr, flush=True)
 
     def progress(self, iterable: Iterable, desc: str = "", total: int | None = None) -> Iterable:
-        """A progress bar over ``iterable`` on stderr (none with ``--quiet`` or off a terminal)."""
-        if self.quiet:
-            return iterable
-        from tqdm.auto import tqdm
+        """A progress bar over ``iterable`` on stderr (none with ``--quiet`` or off a terminal);
+        each item first checks for a stop request (see ``orchestrator.interrupt``)."""
+        if not self.quiet:
+            from tqdm.auto import tqdm
 
-        return tqdm(iterable, desc=desc, total=total, leave=False, disable=None, mininterval=1.0)
+            iterable = tqdm(iterable, desc=desc, total=total, leave=False, disable=None, mininterval=1.0)
+        return _checked(iterable)
 
     # -- metrics ----------------------------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class StageContext:
         bad = [k for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(v)]
         if bad:
             raise NonFiniteLoss(f"{bad[0]} is {metrics[bad[0]]} at epoch {epoch + 1}")
+        interrupt.check()
 
     def input_history(self, stage: str) -> "pandas.DataFrame | None":
         """The per-epoch history input ``stage`` logged (its ``history.csv``), one row per epoch;
@@ -245,3 +247,9 @@ class StageContext:
         if self.run is not None:
             self.hook.orch_report_built(run=self.run, report=built, files=files)
         return built
+
+
+def _checked(iterable: Iterable) -> Iterator:
+    for item in iterable:
+        interrupt.check()
+        yield item

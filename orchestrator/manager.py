@@ -99,9 +99,23 @@ def get_plugin_manager(*, load_entrypoints: bool = True, trace: bool | None = No
     if load_entrypoints:
         pm.load_entrypoints()
     pm.check_pending_plugins()
+    _shield_hooks(pm)
     if trace if trace is not None else os.environ.get(TRACE_ENV, "0") not in ("", "0"):
         _trace(pm)
     return pm
+
+
+def _shield_hooks(pm: pluggy.PluginManager) -> None:
+    """A stop signal waits for the hook call under way: a tracker's write is never cut in half."""
+    from orchestrator import interrupt
+
+    def before(hook_name: str, hook_impls: list, kwargs: dict) -> None:
+        interrupt.enter_shield()
+
+    def after(outcome: Any, hook_name: str, hook_impls: list, kwargs: dict) -> None:
+        interrupt.leave_shield()
+
+    pm.add_hookcall_monitoring(before, after)
 
 
 def _trace(pm: pluggy.PluginManager) -> None:

@@ -162,8 +162,10 @@ def epoch_of(line: str) -> tuple[int | None, int | None]:
     return (int(found.group(1)), int(found.group(2))) if found else (None, None)
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, jobs):
+@pytest.mark.parametrize("jobs,stop", [("1", "ctrl-c"), ("2", "ctrl-c"), ("2", "sigterm")])
+def test_a_stopped_sweep_leaves_no_run_running_and_the_rerun_finishes_it(project, toy_site, jobs, stop):
+    """Ctrl-C reaches the whole process group; SIGTERM (kill, Slurm, Kubernetes) the driver alone,
+    which passes it on to its workers."""
     params = {"toy": {"epochs": 6, "epoch_seconds": 0.4,
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
@@ -182,9 +184,15 @@ def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, 
         return epoch == 1 and bool(finished) and trial not in finished  # 2 s of its run left
 
     lines.wait_for(a_trial_just_started_after_another_finished)
-    os.killpg(proc.pid, signal.SIGINT)
+    if stop == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
     proc.wait(timeout=120)
-    assert proc.returncode == 130
+    err = lines.rest()
+    assert proc.returncode == (130 if stop == "ctrl-c" else 143), err
+    assert err.strip().splitlines()[-1] == ("orch: interrupted" if stop == "ctrl-c" else "orch: stopped by SIGTERM")
+    assert "Traceback" not in err and "Exception ignored" not in err
     assert "INTERRUPTED" in {r.state for r in Study.existing("c", storage).results()}
     assert "RUNNING" not in {r.info.status for r in runs_of(client, "toy")}
     assert "KILLED" in {r.info.status for r in runs_of(client, "toy")}
@@ -195,6 +203,22 @@ def test_ctrl_c_then_rerun_resumes_and_leaves_no_run_running(project, toy_site, 
     counted = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(counted) == 5
     assert {r.info.status for r in runs_of(client, "toy")} <= {"FINISHED", "KILLED"}
+
+
+def test_sigterm_stops_orch_run_like_ctrl_c(project, toy_site):
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 50, "epoch_seconds": 0.2}}))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "toy"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = StderrLines(proc)
+    lines.wait_for(lambda line: line.startswith("[toy.train] epoch 2 "))
+    proc.terminate()
+    proc.wait(timeout=60)
+    err = lines.rest()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "orch: stopped by SIGTERM" and "Traceback" not in err
+    (run,) = runs_of(client_for(project), "toy")
+    assert run.info.status == "KILLED" and run.data.tags["orch.error"] == "interrupted (SIGTERM)"
+    assert list((project / ".orch" / "runs").iterdir()) == []  # its work folder is gone
 
 
 def spawned_workers(pid: int) -> list[int]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from orchestrator.errors import RunFailed, UserError
+from orchestrator.interrupt import Interrupted
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -61,9 +62,10 @@ def handled(fn):
             fail(str(exc), EXIT_USAGE)
         except RunFailed as exc:
             fail(f"run failed: {exc}", EXIT_FAILED)
-        except KeyboardInterrupt:
-            click.echo("orch: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            code = exc.exit_code if isinstance(exc, Interrupted) else Interrupted().exit_code
+            click.echo("orch: interrupted" if code == Interrupted().exit_code else f"orch: stopped by {exc}", err=True)
+            sys.exit(code)
 
     return wrapper
 

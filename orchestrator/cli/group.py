@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import click
 
-from orchestrator import __version__
+from orchestrator import __version__, interrupt
 from orchestrator.cli.common import CommandEnv, handled, setup
 from orchestrator.errors import UserError
 
@@ -55,6 +56,8 @@ def main(ctx: click.Context, tracking_uri: str | None, quiet: bool) -> None:
     lists each task's commands)."""
     ctx.ensure_object(dict)
     ctx.obj.update(tracking_uri=tracking_uri, quiet=quiet)
+    if threading.current_thread() is threading.main_thread():
+        interrupt.install()  # SIGTERM stops a run as Ctrl-C does
 
 
 def _task_command(kind: str) -> click.Command:

@@ -4,12 +4,14 @@ and each trial's result, stored as one user attribute and read back as a ``Trial
 from __future__ import annotations
 
 import dataclasses
+import signal
 import warnings
 from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
 
+from orchestrator import interrupt
 from orchestrator.errors import UserError
 from orchestrator.space import values_from_optuna
 from orchestrator.task import SweepInfo, TrialResult
@@ -110,14 +112,16 @@ class Study:
         """Run ``n_trials`` trials; ``run_trial(optuna_trial)`` samples, runs and returns the result."""
 
         def objective(trial: optuna.Trial) -> float:
+            interrupt.check()  # a stop that arrived between trials
             result = run_trial(trial)
-            trial.set_user_attr(RESULT, {k: v for k, v in dataclasses.asdict(result).items() if k != "number"})
+            with interrupt.shielded():
+                trial.set_user_attr(RESULT, {k: v for k, v in dataclasses.asdict(result).items() if k != "number"})
             if result.state == "COMPLETE":
                 return result.value
             if result.state == "PRUNED":
                 raise optuna.TrialPruned(result.reason)
             if result.state == "INTERRUPTED":
-                raise KeyboardInterrupt
+                raise interrupt.Interrupted(interrupt.requested() or signal.SIGINT)
             raise TrialFailed(result.reason)
 
         self._study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),

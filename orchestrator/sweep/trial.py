@@ -87,8 +87,8 @@ class TrialRunner:
             outcome = self._scored(metrics, dirs[self.stages[-1].name] / "report.json")
         except Pruned as exc:
             outcome = {"state": "PRUNED", "reason": str(exc)}
-        except KeyboardInterrupt:
-            outcome = {"state": "INTERRUPTED", "reason": "interrupted"}
+        except KeyboardInterrupt as exc:
+            outcome = {"state": "INTERRUPTED", "reason": f"interrupted ({exc})" if str(exc) else "interrupted"}
         except Exception as exc:
             outcome = {"state": "FAIL", "reason": f"{type(exc).__name__}: {exc}"[:2000]}
             if not self.quiet:

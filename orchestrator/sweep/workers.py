@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 
+from orchestrator import interrupt
 from orchestrator.errors import RunFailed, UserError
+from orchestrator.interrupt import SIGNALS, Interrupted
 from orchestrator.manager import OrchPluginManager, get_plugin_manager
 from orchestrator.registry import get_task
 from orchestrator.runner import Project
@@ -17,8 +19,8 @@ from orchestrator.sweep.trial import TrialRunner
 from orchestrator.task import OrchConfig, SweepInfo
 
 WORKER_SEED_STRIDE = 1000  # worker i samples from seed + done + 1000 * (i + 1)
-EXIT_INTERRUPTED = 130
-STOP_SECONDS = 30  # per step of stopping workers after Ctrl-C
+STOP_SECONDS = 30  # per step of stopping workers after Ctrl-C or SIGTERM
+STOP_EXIT_CODES = {Interrupted(s).exit_code for s in SIGNALS}
 
 
 def run_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, *, quiet: bool = True,
@@ -50,26 +52,34 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: in
     try:
         for worker in workers:
             worker.join()
-    except KeyboardInterrupt:
-        _stop(workers)
+    except KeyboardInterrupt as exc:
+        _stop(workers, exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
         raise
-    if any(w.exitcode == EXIT_INTERRUPTED for w in workers):
-        raise KeyboardInterrupt
+    stopped = [w.exitcode - 128 for w in workers if w.exitcode in STOP_EXIT_CODES]
+    if stopped:  # a worker alone was sent the signal
+        raise Interrupted(stopped[0])
     lost = [f"{w.name} {_ended(w.exitcode)}" for w in workers if w.exitcode != 0]
     if lost:
         raise RunFailed(f"{', '.join(lost)}; run the same command again to finish the study")
 
 
-def _stop(workers: list) -> None:
-    """After Ctrl-C: the workers got it too (one process group) and close their runs; give them
-    time, then interrupt, then terminate the ones still alive."""
+def _stop(workers: list, signum: int) -> None:
+    """Stop the workers, each closing its run. Ctrl-C reached them too (one process group); a
+    SIGTERM was sent to this process alone, so they get it now. Then give them time; interrupt
+    again those that are still alive (a second signal is not held back); kill the rest."""
+    if signum != signal.SIGINT:
+        _signal(workers, signum)
+    _join(workers)
+    _signal(workers, signal.SIGINT)
     _join(workers)
     for worker in _alive(workers):
-        os.kill(worker.pid, signal.SIGINT)
+        worker.kill()
     _join(workers)
+
+
+def _signal(workers: list, signum: int) -> None:
     for worker in _alive(workers):
-        worker.terminate()
-    _join(workers)
+        os.kill(worker.pid, signum)
 
 
 def _alive(workers: list) -> list:
@@ -89,13 +99,14 @@ def _ended(exitcode: int | None) -> str:
 
 def _process_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, threads: int,
                     quiet: bool) -> None:
+    interrupt.install()
     import torch
 
     torch.set_num_threads(threads)
     try:
         run_worker(config, sweep, n_trials, offset, quiet=quiet)
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else Interrupted().exit_code)
     except Exception as exc:  # one line, as the CLI would print it; the parent names the worker
         print(f"orch: error: {exc}" if isinstance(exc, UserError) else f"orch: error: {type(exc).__name__}: {exc}",
               file=sys.stderr)

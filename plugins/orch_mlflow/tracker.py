@@ -150,7 +150,8 @@ class MlflowTracker:
         run_id = run.tracking[KEY]
         pruned = isinstance(error, Pruned)
         interrupted = isinstance(error, KeyboardInterrupt)
-        reason = "pruned" if pruned else "interrupted" if interrupted else f"{type(error).__name__}: {error}"
+        reason = ("pruned" if pruned else f"interrupted ({error})" if interrupted and str(error)
+                  else "interrupted" if interrupted else f"{type(error).__name__}: {error}")
         try:
             self.client.set_tag(run_id, "orch.error", reason[:5000])
         finally:
