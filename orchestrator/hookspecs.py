@@ -92,6 +92,16 @@ def orch_run_error(run: RunInfo, error: BaseException) -> None:
 
 
 @hookspec
+def orch_run_lost(task: str, name: str, tracking: Mapping[str, str], reason: str) -> None:
+    """A run's process died without closing it (SIGKILL, the OOM killer).
+
+    Called by a later ``orch`` command on the same machine, or by the sweep whose worker died.
+    Receives the task, the run's name, the ``run.tracking`` ids its trackers recorded, and the
+    reason; a tracker closes that run as killed if it is still open. Returns nothing.
+    """
+
+
+@hookspec
 def orch_epoch_end(run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
     """An epoch ended.
 

@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 
 from pydantic import BaseModel
 
+from orchestrator import leases
 from orchestrator.context import HISTORY_FILE, METRICS_FILE, StageContext
 from orchestrator.device import seed_everything
 from orchestrator.errors import UserError
@@ -125,8 +126,11 @@ def run_stages(
     """Run ``stages`` in order, in one tracked run when ``run`` is given; returns their metrics
     (with ``carried``, the metrics of stages run before, which the run's end reports too)."""
     metrics: dict[str, float] = dict(carried or {})
+    lease = None
     if run is not None:
         pm.hook.orch_run_start(run=run)
+        lease = leases.hold(scratch, leases.Lease(run.task, run.name, dict(run.tracking),
+                                                  run.sweep.study if run.sweep else None, run.trial))
     try:
         for stage in stages:
             view = StageParams(params, declared_keys(stage.params, type(params)), f"{reg.task.name}.{stage.name}")
@@ -137,10 +141,20 @@ def run_stages(
     except BaseException as exc:
         if run is not None:
             pm.hook.orch_run_error(run=run, error=exc)
+        leases.release(lease)
         raise
     if run is not None:
         pm.hook.orch_run_end(run=run, metrics=metrics)
+    leases.release(lease)
     return metrics
+
+
+def close_lost_runs(pm: OrchPluginManager, project: Project) -> list[leases.Lease]:
+    """Have the trackers close the runs of processes that died holding them (see ``leases``)."""
+    lost = leases.collect_lost(project.scratch)
+    for lease in lost:
+        pm.hook.orch_run_lost(task=lease.task, name=lease.name, tracking=lease.tracking, reason=lease.reason())
+    return lost
 
 
 def _run_one(stage: Stage, ctx: StageContext, params: BaseModel) -> dict[str, float]:
@@ -211,6 +225,7 @@ def run_task(
 ) -> tuple[RunInfo, dict[str, float]]:
     """``orch run``: every stage; the run is tracked from the first tracked stage on, so bad input
     found while preparing data leaves nothing in the tracker."""
+    close_lost_runs(pm, project)
     stages = reg.task.stages
     first = tracked_index(reg)
     dirs = {s.name: workdir / s.name for s in stages}
@@ -230,6 +245,7 @@ def run_dvc_stage(
     quiet: bool = False,
 ) -> dict[str, float]:
     """``orch stage``: one stage as DVC runs it; later stages log into the tracked stage's run."""
+    close_lost_runs(pm, project)
     task = reg.task
     stage = task.stage(stage_name)
     base = project.outputs(task.name)

@@ -177,7 +177,7 @@ class FetchedRun:
     download: Callable[[str], Path]
 
 
-TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "RUNNING"]
+TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "WAITING", "RUNNING"]
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,8 @@ class TrialResult:
     """One sweep trial, as ``orch_trial_end`` receives it and ``orch_sweep_end`` its best one.
 
     ``state``: COMPLETE, PRUNED, FAIL (raised, or a non-finite objective; ``reason`` says why),
-    INTERRUPTED (Ctrl-C, or its process died: run again by the next sweep) or RUNNING.
+    INTERRUPTED (Ctrl-C, SIGTERM, or its process died: queued again with the same values, so it
+    resumes from its checkpoints), WAITING (queued) or RUNNING.
     ``violations`` has one entry per constraint, 0 when satisfied."""
 
     number: int

@@ -9,6 +9,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -202,6 +203,10 @@ def test_a_stopped_sweep_leaves_no_run_running_and_the_rerun_finishes_it(project
     study = optuna.load_study(study_name="c", storage=storage)
     counted = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(counted) == 5
+    stopped = [r.number for r in Study.existing("c", storage).results() if r.state == "INTERRUPTED"]
+    retried = {t.user_attrs["retry_of"]: t for t in study.trials if "retry_of" in t.user_attrs}
+    assert set(retried) == set(stopped)  # run again with the same values: they resume
+    assert all(retried[n].params == study.trials[n].params for n in stopped)
     assert {r.info.status for r in runs_of(client, "toy")} <= {"FINISHED", "KILLED"}
 
 
@@ -219,6 +224,25 @@ def test_sigterm_stops_orch_run_like_ctrl_c(project, toy_site):
     (run,) = runs_of(client_for(project), "toy")
     assert run.info.status == "KILLED" and run.data.tags["orch.error"] == "interrupted (SIGTERM)"
     assert list((project / ".orch" / "runs").iterdir()) == []  # its work folder is gone
+
+
+def test_the_run_of_a_process_killed_by_sigkill_is_closed_by_the_next_command(project, toy_site):
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 50, "epoch_seconds": 0.2}}))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "toy"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = StderrLines(proc)
+    lines.wait_for(lambda line: line.startswith("[toy.train] epoch 2 "))
+    proc.kill()
+    proc.wait(timeout=60)
+    client = client_for(project)
+    assert [r.info.status for r in runs_of(client, "toy")] == ["RUNNING"]  # nobody could close it
+
+    assert orch("-q", "run", "toy", "--set", "epochs=1", cwd=project).returncode == 0
+    statuses = {r.info.status: r for r in runs_of(client, "toy")}
+    assert set(statuses) == {"KILLED", "FINISHED"}
+    assert statuses["KILLED"].data.tags["orch.error"] == f"lost: its process {proc.pid} on {socket.gethostname()} " \
+                                                        "ended without closing it (killed?)"
+    assert list((project / ".orch" / "leases").iterdir()) == []
 
 
 def spawned_workers(pid: int) -> list[int]:
@@ -253,13 +277,20 @@ def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_tria
     assert "was killed (SIGKILL); run the same command again" in err and "Traceback" not in err
     results = Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()
     assert sum(r.state == "COMPLETE" for r in results) == 3  # the healthy worker ran its whole share
-    [parent] = [r for r in runs_of(client, "toy") if r.data.tags.get("orch.role") == "sweep"]
+    [lost] = [r for r in results if r.state == "INTERRUPTED"]  # failed in Optuna, not left RUNNING
+    runs = runs_of(client, "toy")
+    [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
     assert parent.info.status == "FINISHED"
+    [killed] = [r for r in runs if r.data.tags.get("orch.trial") == str(lost.number)]
+    assert killed.info.status == "KILLED" and killed.data.tags["orch.error"].startswith("lost: its process ")
+    assert "RUNNING" not in {r.info.status for r in runs}
 
     out = orch("-q", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2", cwd=project)
     assert out.returncode == 0, out.stderr
-    results = Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()
-    assert sum(r.counted for r in results) == 6 and "INTERRUPTED" in {r.state for r in results}
+    study = optuna.load_study(study_name="k", storage=f"sqlite:///{project / 'optuna.db'}")
+    [retry] = [t for t in study.trials if t.user_attrs.get("retry_of") == lost.number]
+    assert retry.state.name == "COMPLETE" and retry.params == study.trials[lost.number].params
+    assert sum(r.counted for r in Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()) == 6
 
 
 def test_refine_narrows_the_space_in_a_new_study(project, toy_site):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from orchestrator import FetchedRun
 
 import pytest
@@ -9,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from orch_mlflow.tracker import MlflowTracker
 from orchestrator.errors import Pruned
+from orchestrator.interrupt import Interrupted
 from orchestrator.task import OrchConfig, RunInfo, SweepInfo, TrialResult
 
 
@@ -64,6 +67,7 @@ def test_run_lifecycle(tracker, project):
     (RuntimeError("boom"), "FAILED", "RuntimeError: boom"),
     (Pruned("p"), "KILLED", "pruned"),
     (KeyboardInterrupt(), "KILLED", "interrupted"),
+    (Interrupted(signal.SIGTERM), "KILLED", "interrupted (SIGTERM)"),
 ])
 def test_run_error_closes_the_run(tracker, error, status, reason):
     run = new_run()
@@ -71,6 +75,22 @@ def test_run_error_closes_the_run(tracker, error, status, reason):
     tracker.orch_run_error(run=run, error=error)
     got = MlflowClient(tracker.tracking_uri).get_run(run.tracking["mlflow"])
     assert got.info.status == status and got.data.tags["orch.error"] == reason
+
+
+def test_a_lost_run_is_closed_only_if_still_running(tracker):
+    open_run, finished = new_run(), new_run()
+    for run in (open_run, finished):
+        tracker.orch_run_start(run=run)
+    tracker.orch_run_end(run=finished, metrics={})
+    for run in (open_run, finished):
+        tracker.orch_run_lost(task="t", name="r", tracking=run.tracking, reason="lost: process 1 died")
+    tracker.orch_run_lost(task="t", name="r", tracking={"mlflow": "0" * 32}, reason="no such run")
+    tracker.orch_run_lost(task="t", name="r", tracking={}, reason="another tracker's run")
+    client = MlflowClient(tracker.tracking_uri)
+    got = client.get_run(open_run.tracking["mlflow"])
+    assert got.info.status == "KILLED" and got.data.tags["orch.error"] == "lost: process 1 died"
+    got = client.get_run(finished.tracking["mlflow"])
+    assert got.info.status == "FINISHED" and "orch.error" not in got.data.tags
 
 
 def test_sweep_parent_is_found_again_on_resume(tracker, project):

@@ -7,10 +7,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from orchestrator import leases
 from orchestrator.manager import OrchPluginManager
 from orchestrator.params import validate
 from orchestrator.registry import RegisteredTask
-from orchestrator.runner import Project, run_stages
+from orchestrator.runner import Project, close_lost_runs, run_stages
 from orchestrator.sweep.outputs import write_outputs
 from orchestrator.sweep.study import Study
 from orchestrator.sweep.trial import setup_dirs, split_stages
@@ -26,15 +27,18 @@ def run_sweep(
     write best_params.yaml and trials.md into ``out_dir``; returns the best feasible trial or None."""
     study = Study.open(sweep)
     study.claim(sweep)
-    reclaimed = study.reclaim_stale()
-    if reclaimed and not quiet:
-        print(f"[sweep] {reclaimed} trial(s) left running by an interrupted sweep marked FAIL", file=sys.stderr)
+    study.fail_lost(_lost_trials(pm, project, sweep))
+    queued = study.requeue()
+    if queued and not quiet:
+        print(f"[sweep] {queued} trial(s) stopped before their end queued again with the same values", file=sys.stderr)
     setup = split_stages(reg)[0]
     if setup:
         base = validate(reg.task.params_model, sweep.params, reg.task.name, "params")
         run_stages(pm, reg, base, setup, setup_dirs(project, reg, sweep), None, scratch=project.scratch, quiet=quiet)
 
     pm.hook.orch_sweep_start(sweep=sweep)
+    lease = leases.hold(project.scratch, leases.Lease(sweep.task, f"sweep-{sweep.study}", dict(sweep.tracking),
+                                                      sweep.study))
     done = study.counted()
     remaining = max(0, sweep.n_trials - done)
     if not quiet:
@@ -48,9 +52,18 @@ def run_sweep(
             run_processes(config, sweep, remaining, jobs, offset=done, quiet=quiet)
     except BaseException as exc:  # Ctrl-C, a lost worker, a bug: the parent run is closed all the same
         stopped = exc
+    if jobs > 1:  # a worker killed by SIGKILL could not close its trial's run
+        study.fail_lost(_lost_trials(pm, project, sweep))
     best = study.best()
     files = write_outputs(sweep, study.results(), best, out_dir)
     pm.hook.orch_sweep_end(sweep=sweep, best=best, files=files)
+    leases.release(lease)
     if stopped is not None:
         raise stopped
     return best
+
+
+def _lost_trials(pm: OrchPluginManager, project: Project, sweep: SweepInfo) -> list[int]:
+    """Close the runs whose processes died; the numbers of this study's trials among them."""
+    return [lease.trial for lease in close_lost_runs(pm, project)
+            if lease.study == sweep.study and lease.trial is not None]

@@ -17,6 +17,9 @@ from orchestrator.space import values_from_optuna
 from orchestrator.task import SweepInfo, TrialResult
 
 RESULT = "result"  # the user attribute that holds a finished trial's TrialResult fields
+RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run again
+MAX_ATTEMPTS = 3  # runs of one set of values whose process was lost (an OOM kill each time)
+HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # a RUNNING trial without a heartbeat for 2 min is stale
 
 
 class TrialFailed(Exception):
@@ -24,10 +27,23 @@ class TrialFailed(Exception):
 
 
 def storage(url: str) -> optuna.storages.BaseStorage:
-    if url.startswith("sqlite:"):
-        # several worker processes write one SQLite file: wait for the lock instead of failing
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
-    return optuna.storages.RDBStorage(url)
+    """The study's storage. Each running trial beats a heartbeat: a trial whose worker died on
+    any machine is failed by the next trial to start and queued again (``_retry``)."""
+    # several worker processes write one SQLite file: wait for the lock instead of failing
+    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=GRACE_SECONDS, failed_trial_callback=_retry)
+
+
+def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a trial stopped before its end (Ctrl-C, SIGTERM, a lost worker) with the same values,
+    so that it resumes from its checkpoints; a lost one at most MAX_ATTEMPTS times."""
+    lost = RESULT not in trial.user_attrs
+    attempt = trial.user_attrs.get(ATTEMPT, 1) + lost
+    if attempt <= MAX_ATTEMPTS:
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt})
 
 
 def _sampler(sweep: SweepInfo, offset: int) -> optuna.samplers.BaseSampler:
@@ -100,13 +116,23 @@ class Study:
         return (max if self._study.direction == optuna.study.StudyDirection.MAXIMIZE else min)(
             done, key=lambda r: r.value)
 
-    def reclaim_stale(self) -> int:
-        """Trials left RUNNING by a sweep that was killed: FAIL them in Optuna (they read back as
-        INTERRUPTED and are run again)."""
-        stale = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for t in stale:
-            self._study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-        return len(stale)
+    def fail_lost(self, lost: list[int]) -> None:
+        """Fail the ``lost`` trials: their processes died (see ``orchestrator.leases``)."""
+        for number in lost:
+            self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+    def requeue(self) -> int:
+        """Fail the trials whose heartbeat stopped, then queue every trial stopped before its end
+        once more; trials that live workers are running are left alone. Returns how many wait."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self._study)  # queues them through _retry
+        trials = self._study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+        for t in trials:
+            if t.state == TrialState.FAIL and t.number not in retried and _result(t).state == "INTERRUPTED":
+                _retry(self._study, t)
+        return len(self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def optimize(self, run_trial: Callable[[Any], TrialResult], n_trials: int, timeout: float | None) -> None:
         """Run ``n_trials`` trials; ``run_trial(optuna_trial)`` samples, runs and returns the result."""
@@ -132,7 +158,8 @@ def _result(t: optuna.trial.FrozenTrial) -> TrialResult:
     stored = t.user_attrs.get(RESULT)
     if stored:
         return TrialResult(number=t.number, **stored)
-    # no result recorded: still running, or its process died (a FAIL marked by reclaim_stale)
-    state = {TrialState.RUNNING: "RUNNING", TrialState.COMPLETE: "COMPLETE"}.get(t.state, "INTERRUPTED")
+    # no result recorded: queued, still running, or its process died (a FAIL marked by reclaim)
+    state = {TrialState.RUNNING: "RUNNING", TrialState.WAITING: "WAITING",
+             TrialState.COMPLETE: "COMPLETE"}.get(t.state, "INTERRUPTED")
     return TrialResult(number=t.number, state=state, params=values_from_optuna(t.params),
                        value=t.value if t.values else None)

@@ -158,6 +158,20 @@ class MlflowTracker:
             self.client.set_terminated(run_id, "KILLED" if pruned or interrupted else "FAILED")
 
     @hookimpl
+    def orch_run_lost(self, task: str, name: str, tracking, reason: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        if KEY not in tracking:
+            return
+        try:
+            found = self.client.get_run(tracking[KEY])
+        except MlflowException:  # deleted since, or another store
+            return
+        if found.info.status == "RUNNING":
+            self.client.set_tag(found.info.run_id, "orch.error", reason[:5000])
+            self.client.set_terminated(found.info.run_id, "KILLED")
+
+    @hookimpl
     def orch_sweep_start(self, sweep) -> None:
         exp = self.experiment_id(sweep.task)
         found = self.client.search_runs(

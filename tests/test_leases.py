@@ -1,0 +1,55 @@
+"""Leases: the run of a dead process is found once; live holders, other machines and reused pids are told apart."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+from orchestrator import leases
+from orchestrator.leases import Lease
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_live_holder_keeps_its_lease(tmp_path):
+    path = leases.hold(tmp_path, Lease("toy", "r1", {"mlflow": "a"}))
+    assert leases.collect_lost(tmp_path) == [] and path.exists()
+    leases.release(path)
+    assert not path.exists()
+
+
+def test_a_dead_holder_is_found_once(tmp_path):
+    lease = replace(Lease("toy", "r1", {"mlflow": "a"}, study="s", trial=3), pid=dead_pid())
+    leases.hold(tmp_path, lease)
+    assert leases.collect_lost(tmp_path) == [lease]
+    assert leases.collect_lost(tmp_path) == []  # taken: a second command does not close it again
+
+
+def test_a_reused_pid_is_not_the_dead_holder(tmp_path):
+    lease = replace(Lease("toy", "r1", {"mlflow": "a"}), started=1.0)  # this pid, another start time
+    leases.hold(tmp_path, lease)
+    assert leases.collect_lost(tmp_path) == [lease]
+
+
+def test_another_machine_is_not_judged_from_here(tmp_path):
+    leases.hold(tmp_path, replace(Lease("toy", "r1", {"mlflow": "a"}), host="elsewhere", pid=dead_pid()))
+    assert leases.collect_lost(tmp_path) == []
+
+
+def test_a_run_held_again_by_a_live_process_is_not_lost(tmp_path):
+    leases.hold(tmp_path, replace(Lease("toy", "sweep-s", {"mlflow": "p"}), pid=dead_pid()))
+    leases.hold(tmp_path, Lease("toy", "sweep-s", {"mlflow": "p"}))  # the resumed sweep
+    assert leases.collect_lost(tmp_path) == []
+    assert len(list((tmp_path / leases.FOLDER).glob("*.json"))) == 1  # the dead one is cleared
+
+
+def test_foreign_files_are_left_alone(tmp_path):
+    (tmp_path / leases.FOLDER).mkdir()
+    (tmp_path / leases.FOLDER / "notes.json").write_text(json.dumps({"hello": 1}))
+    assert leases.collect_lost(tmp_path) == []
