@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 
 from conftest import Recorder
 from orchestrator import hookimpl
-from orchestrator.errors import NonFiniteLoss, Pruned
+from orchestrator.errors import NonFiniteLoss, Pruned, UserError
 from orchestrator.params import validate
 from orchestrator.registry import load_tasks
 from orchestrator.runner import Project, run_dvc_stage, run_task
@@ -157,12 +159,26 @@ def test_sweep_best_trial_is_the_best_feasible_one(toy):
     assert all(r.violations[0] > 0 for r in infeasible)
 
 
-def test_sampled_values_the_params_refuse_fail_the_trial_with_the_reason(toy):
+def test_a_range_the_params_refuse_is_refused_before_the_sweep(toy):
     pm, reg, recorder, project = toy
-    config = validate(SweepConfig, {"trials": 2, "pruner": "none", "space": {"epochs": {"low": -5, "high": -1,
+    config = validate(SweepConfig, {"space": {"epochs": {"low": 0, "high": 8, "type": "int"}}}, "toy.sweep", "t")
+    with pytest.raises(UserError, match=r"^toy.sweep.space.epochs: low 0 is refused by the params "
+                                        r"\(toy.epochs: must be > 0, got 0\)$"):
+        plan_sweep(reg, project, params(reg), config, study="refused")
+    config = validate(SweepConfig, {"space": {"noise": {"choices": [0.1, -1.0]}}}, "toy.sweep", "t")
+    with pytest.raises(UserError, match=r"^toy.sweep.space.noise: choice -1.0 is refused"):
+        plan_sweep(reg, project, params(reg), config, study="refused")
+
+
+def test_sampled_values_the_params_refuse_fail_the_trial_with_the_reason(toy):
+    """The check before the sweep reads the ends of each range; a value refused inside it (a
+    validator of the plugin's own) still fails only its trial, with the reason."""
+    pm, reg, recorder, project = toy
+    config = validate(SweepConfig, {"trials": 2, "pruner": "none", "space": {"epochs": {"low": 1, "high": 3,
                                                                                        "type": "int"}}},
                       "toy.sweep", "t")
     sweep = plan_sweep(reg, project, params(reg), config, study="refused")
+    sweep = dataclasses.replace(sweep, space={"epochs": {"low": -5, "high": -1, "type": "int"}})
     assert run_sweep(pm, reg, project, sweep, jobs=1, out_dir=project.root / "sweep") is None
     results = Study.existing("refused", sweep.storage).results()
     assert [r.state for r in results] == ["FAIL", "FAIL"]

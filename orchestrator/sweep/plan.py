@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import UserError
-from orchestrator.params import flatten, params_hash
+from orchestrator.params import flatten, format_error, params_hash, set_dotted
 from orchestrator.registry import RegisteredTask
 from orchestrator.runner import Project
 from orchestrator.space import ParamSpace, SweepConfig, refine_space
@@ -60,10 +61,26 @@ def plan_sweep(
 
 
 def check_space(space: dict[str, ParamSpace], params: BaseModel, task: str) -> None:
-    known = flatten(params.model_dump(mode="json"))
-    for key in space:
+    """Every key is a param, and the params model accepts both ends of each range and every choice:
+    a range beyond a field's limit fails here, not in one trial after another."""
+    plain = params.model_dump(mode="json")
+    known = flatten(plain)
+    for key, spec in space.items():
         if key not in known:
             raise UserError(f"{task}.sweep.space.{key}: not a param of {task} (params: {', '.join(known)})")
+        for end, value in _extremes(spec):
+            try:
+                type(params).model_validate(set_dotted(plain, {key: value}, task, "sampled"))
+            except ValidationError as exc:
+                raise UserError(f"{task}.sweep.space.{key}: {end} {value!r} is refused by the params "
+                                f"({format_error(exc, task, type(params))})") from None
+
+
+def _extremes(spec: ParamSpace) -> list[tuple[str, Any]]:
+    if spec.choices is not None:
+        return [("choice", c) for c in spec.choices]
+    cast = int if spec.type == "int" else float
+    return [("low", cast(spec.low)), ("high", cast(spec.high))]
 
 
 def refined(name: str, storage: str, space: dict[str, ParamSpace], direction: str):

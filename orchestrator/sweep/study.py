@@ -34,7 +34,7 @@ def storage(url: str) -> optuna.storages.BaseStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=GRACE_SECONDS, failed_trial_callback=_retry)
+                                          grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=_retry)
 
 
 def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
