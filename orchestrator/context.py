@@ -56,6 +56,7 @@ class StageContext:
     scratch: Path
     run: "RunInfo | None" = None
     quiet: bool = False
+    restart: bool = False  # ``--restart``: ignore (and remove) the checkpoints found
     history: dict[int, dict[str, float]] = field(default_factory=dict)
     logged: set[Path] = field(default_factory=set)
     checkpoints: set[Path] = field(default_factory=set)  # written or read; removed when the stage ends well
@@ -202,6 +203,9 @@ class StageContext:
         back too, and the epochs done before are reported to the trackers again (a new run shows
         the whole curve)."""
         path = self.checkpoint_path(name)
+        if self.restart:
+            path.unlink(missing_ok=True)
+            return None
         saved = checkpoint.read_checkpoint(path)
         if saved is None:
             return None

@@ -24,6 +24,7 @@ class Lease:
     tracking: dict[str, str]  # tracker key -> its run id
     study: str | None = None  # for a sweep trial: its study and number
     trial: int | None = None
+    folder: str | None = None  # the run's scratch folder, removed once its process is found dead
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     started: float = field(default_factory=lambda: _started(os.getpid()))

@@ -122,6 +122,7 @@ def run_stages(
     scratch: Path,
     quiet: bool = False,
     carried: Mapping[str, float] | None = None,
+    restart: bool = False,
 ) -> dict[str, float]:
     """Run ``stages`` in order, in one tracked run when ``run`` is given; returns their metrics
     (with ``carried``, the metrics of stages run before, which the run's end reports too)."""
@@ -130,11 +131,12 @@ def run_stages(
     if run is not None:
         pm.hook.orch_run_start(run=run)
         lease = leases.hold(scratch, leases.Lease(run.task, run.name, dict(run.tracking),
-                                                  run.sweep.study if run.sweep else None, run.trial))
+                                                  run.sweep.study if run.sweep else None, run.trial,
+                                                  _scratch_folder(dirs, stages, scratch)))
     try:
         for stage in stages:
             view = StageParams(params, declared_keys(stage.params, type(params)), f"{reg.task.name}.{stage.name}")
-            ctx = StageContext(reg.task, stage, view, pm.hook, dirs, scratch, run, quiet)
+            ctx = StageContext(reg.task, stage, view, pm.hook, dirs, scratch, run, quiet, restart)
             if run is not None and stage.tracked:  # the files of the untracked stages before it
                 log_declared(ctx, reg.task.stages[: tracked_index(reg)])
             metrics.update(_run_one(stage, ctx, params))
@@ -149,11 +151,23 @@ def run_stages(
     return metrics
 
 
+def _scratch_folder(dirs: Mapping[str, Path], stages: Sequence[Stage], scratch: Path) -> str | None:
+    """The one folder under ``scratch`` that holds these stages' outputs (an ``orch run`` work
+    folder, a sweep trial's folder), if there is one."""
+    parents = {dirs[s.name].parent for s in stages}
+    if len(parents) == 1 and scratch in (folder := parents.pop()).parents:
+        return str(folder)
+    return None
+
+
 def close_lost_runs(pm: OrchPluginManager, project: Project) -> list[leases.Lease]:
-    """Have the trackers close the runs of processes that died holding them (see ``leases``)."""
+    """Have the trackers close the runs of processes that died holding them (see ``leases``), and
+    remove those runs' scratch folders."""
     lost = leases.collect_lost(project.scratch)
     for lease in lost:
         pm.hook.orch_run_lost(task=lease.task, name=lease.name, tracking=lease.tracking, reason=lease.reason())
+        if lease.folder:
+            shutil.rmtree(lease.folder, ignore_errors=True)
     return lost
 
 
@@ -222,6 +236,7 @@ def run_task(
     workdir: Path,
     *,
     quiet: bool = False,
+    restart: bool = False,
 ) -> tuple[RunInfo, dict[str, float]]:
     """``orch run``: every stage; the run is tracked from the first tracked stage on, so bad input
     found while preparing data leaves nothing in the tracker."""
@@ -229,10 +244,11 @@ def run_task(
     stages = reg.task.stages
     first = tracked_index(reg)
     dirs = {s.name: workdir / s.name for s in stages}
-    prepared = run_stages(pm, reg, params, stages[:first], dirs, None, scratch=project.scratch, quiet=quiet)
+    prepared = run_stages(pm, reg, params, stages[:first], dirs, None, scratch=project.scratch, quiet=quiet,
+                          restart=restart)
     run = make_run_info(reg, params, project, mode="run")
     return run, run_stages(pm, reg, params, stages[first:], dirs, run, scratch=project.scratch, quiet=quiet,
-                           carried=prepared)
+                           carried=prepared, restart=restart)
 
 
 def run_dvc_stage(
@@ -243,6 +259,7 @@ def run_dvc_stage(
     stage_name: str,
     *,
     quiet: bool = False,
+    restart: bool = False,
 ) -> dict[str, float]:
     """``orch stage``: one stage as DVC runs it; later stages log into the tracked stage's run."""
     close_lost_runs(pm, project)
@@ -261,4 +278,4 @@ def run_dvc_stage(
                 raise UserError(f"{ref}: not found; run stage {task.stages[first].name!r} first")
             saved = json.loads(ref.read_text())
             run.name, run.resume = saved["name"], dict(saved["tracking"])
-    return run_stages(pm, reg, params, [stage], dirs, run, scratch=project.scratch, quiet=quiet)
+    return run_stages(pm, reg, params, [stage], dirs, run, scratch=project.scratch, quiet=quiet, restart=restart)

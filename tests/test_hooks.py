@@ -19,6 +19,8 @@ from orchestrator.space import SweepConfig
 from orchestrator.sweep import plan_sweep, run_sweep
 from orchestrator.sweep.study import Study
 from orchestrator.task import OrchConfig
+from orchestrator.context import StageContext
+from orchestrator.stage_params import StageParams, declared_keys
 
 
 @pytest.fixture
@@ -183,3 +185,19 @@ def test_sampled_values_the_params_refuse_fail_the_trial_with_the_reason(toy):
     results = Study.existing("refused", sweep.storage).results()
     assert [r.state for r in results] == ["FAIL", "FAIL"]
     assert all("sampled params: toy.epochs" in r.reason for r in results)
+
+
+def test_restart_ignores_and_removes_an_earlier_checkpoint(toy):
+    pm, reg, _, project = toy
+    stage = reg.task.stage("train")
+    view = StageParams(params(reg), declared_keys(stage.params, reg.task.params_model), "toy.train")
+    dirs = {s.name: project.root / "work" / s.name for s in reg.task.stages}
+    dirs["prepare"].mkdir(parents=True)
+
+    def ctx(restart: bool) -> StageContext:
+        return StageContext(reg.task, stage, view, pm.hook, dirs, project.scratch, None, True, restart)
+
+    ctx(False).checkpoint({"epoch": 3})
+    assert ctx(False).restore() == {"epoch": 3}
+    assert ctx(True).restore() is None  # --restart
+    assert ctx(False).restore() is None  # removed: a later run without it starts over too

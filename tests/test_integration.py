@@ -237,12 +237,13 @@ def test_the_run_of_a_process_killed_by_sigkill_is_closed_by_the_next_command(pr
     client = client_for(project)
     assert [r.info.status for r in runs_of(client, "toy")] == ["RUNNING"]  # nobody could close it
 
-    assert orch("-q", "run", "toy", "--set", "epochs=1", cwd=project).returncode == 0
+    assert orch("-q", "run", "toy", "--set", "epochs=1", "--restart", cwd=project).returncode == 0
     statuses = {r.info.status: r for r in runs_of(client, "toy")}
     assert set(statuses) == {"KILLED", "FINISHED"}
     assert statuses["KILLED"].data.tags["orch.error"] == f"lost: its process {proc.pid} on {socket.gethostname()} " \
                                                         "ended without closing it (killed?)"
     assert list((project / ".orch" / "leases").iterdir()) == []
+    assert list((project / ".orch" / "runs").iterdir()) == []  # the killed run's work folder too
 
 
 def spawned_workers(pid: int) -> list[int]:
@@ -284,6 +285,7 @@ def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_tria
     [killed] = [r for r in runs if r.data.tags.get("orch.trial") == str(lost.number)]
     assert killed.info.status == "KILLED" and killed.data.tags["orch.error"].startswith("lost: its process ")
     assert "RUNNING" not in {r.info.status for r in runs}
+    assert list((project / ".orch" / "sweeps" / "k").glob("trial-*")) == []  # its folder removed too
 
     out = orch("-q", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2", cwd=project)
     assert out.returncode == 0, out.stderr

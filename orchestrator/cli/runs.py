@@ -14,22 +14,27 @@ from orchestrator.cli.group import main
 from orchestrator.errors import RunFailed, UserError
 
 
+restart_option = click.option("--restart", is_flag=True,
+                              help="start training over: ignore and remove the checkpoints of an earlier, stopped run.")
+
+
 @main.command()
 @click.argument("task")
 @params_option
 @set_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               help="keep the stages' outputs in this folder (default: a temporary folder).")
+@restart_option
 @click.pass_context
 @handled
-def run(ctx, task: str, params_file, overrides, out_dir) -> None:
+def run(ctx, task: str, params_file, overrides, out_dir, restart) -> None:
     """Run every stage of TASK as one tracked run."""
     from orchestrator.runner import run_task
 
     pm, project, reg, params, _ = task_and_params(ctx, task, params_file, overrides)
     workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"orch-{task}-", dir=_scratch(project)))
     try:
-        info, metrics = run_task(pm, reg, params, project, workdir, quiet=ctx.obj["quiet"])
+        info, metrics = run_task(pm, reg, params, project, workdir, quiet=ctx.obj["quiet"], restart=restart)
         _summary(info, metrics, reg.task, workdir)
     except (UserError, RunFailed, KeyboardInterrupt):
         raise
@@ -45,15 +50,16 @@ def run(ctx, task: str, params_file, overrides, out_dir) -> None:
 @click.argument("stage")
 @params_option
 @set_option
+@restart_option
 @click.pass_context
 @handled
-def stage(ctx, task: str, stage: str, params_file, overrides) -> None:
+def stage(ctx, task: str, stage: str, params_file, overrides, restart) -> None:
     """Run one STAGE of TASK into outputs/TASK/STAGE (what dvc.yaml calls)."""
     from orchestrator.runner import run_dvc_stage
 
     pm, project, reg, params, _ = task_and_params(ctx, task, params_file, overrides)
     try:
-        run_dvc_stage(pm, reg, params, project, stage, quiet=ctx.obj["quiet"])
+        run_dvc_stage(pm, reg, params, project, stage, quiet=ctx.obj["quiet"], restart=restart)
     except (UserError, RunFailed, KeyboardInterrupt):
         raise
     except Exception as exc:
