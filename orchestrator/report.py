@@ -217,7 +217,10 @@ def trial_table(results: list[TrialResult]) -> str:
     fmt = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
     for result in results:
         r = result.report
-        cells = [str(result.number), result.state + ("" if result.feasible else " (infeasible)"), fmt(result.value)]
+        state = result.state + ("" if result.feasible else " (infeasible)")
+        if result.retried_as is not None:
+            state += f" (retried as {result.retried_as})"
+        cells = [str(result.number), state, fmt(result.value)]
         if r:
             cells += [fmt(r["train_error"]), fmt(r["train_dev_error"]), fmt(r["dev_error"]),
                       fmt(r["avoidable_bias"]), fmt(r["variance"]), fmt(r["data_mismatch"]), r["diagnosis"]]

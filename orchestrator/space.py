@@ -121,6 +121,15 @@ class SweepConfig(BaseModel):
     constraints: dict[str, Constraint] = {}
     space: dict[str, ParamSpace] = {}
     in_pipeline: bool = False  # `orch dvc` adds a TASK_sweep stage to dvc.yaml
+    heartbeat: int = Field(30, gt=0, description="seconds between a running trial's heartbeats")
+    grace_period: int = Field(120, gt=0, description="seconds without a heartbeat before a trial is lost")
+    max_retries: int = Field(2, ge=0, description="reruns of a trial whose worker was lost")
+
+    @model_validator(mode="after")
+    def _grace_exceeds_heartbeat(self) -> "SweepConfig":
+        if self.grace_period <= self.heartbeat:
+            raise ValueError(f"grace_period ({self.grace_period}) must exceed heartbeat ({self.heartbeat})")
+        return self
 
 
 def sample(space: Mapping[str, ParamSpace], trial: Any) -> dict[str, Any]:

@@ -130,6 +130,9 @@ class SweepInfo:
     seed: int | None = 0
     pruner: Literal["median", "none"] = "median"
     timeout: float | None = None  # seconds per worker
+    heartbeat: int = 30  # seconds between a running trial's heartbeats
+    grace_period: int = 120  # seconds without one before the trial is lost
+    max_retries: int = 2  # reruns of a lost trial
     params: dict[str, Any] = field(default_factory=dict)  # the task's params, nested, before sampling
     space: dict[str, dict] = field(default_factory=dict)  # dotted key -> ParamSpace fields
     constraints: dict[str, dict] = field(default_factory=dict)  # metric -> {"min", "max"}
@@ -177,7 +180,7 @@ class FetchedRun:
     download: Callable[[str], Path]
 
 
-TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "WAITING", "RUNNING"]
+TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "INTERRUPTED", "LOST", "WAITING", "RUNNING"]
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,9 @@ class TrialResult:
     """One sweep trial, as ``orch_trial_end`` receives it and ``orch_sweep_end`` its best one.
 
     ``state``: COMPLETE, PRUNED, FAIL (raised, or a non-finite objective; ``reason`` says why),
-    INTERRUPTED (Ctrl-C, SIGTERM, or its process died: queued again with the same values, so it
-    resumes from its checkpoints), WAITING (queued) or RUNNING.
+    INTERRUPTED (Ctrl-C, SIGTERM) or LOST (its worker died: reason "worker lost"), both queued
+    again with the same values so that they resume from their checkpoints (``retried_as`` is the
+    new trial's number), WAITING (queued) or RUNNING.
     ``violations`` has one entry per constraint, 0 when satisfied."""
 
     number: int
@@ -198,6 +202,7 @@ class TrialResult:
     report: dict[str, Any] | None = None
     reason: str | None = None
     tracking: dict[str, str] = field(default_factory=dict)
+    retried_as: int | None = None
 
     @property
     def feasible(self) -> bool:

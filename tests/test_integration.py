@@ -278,7 +278,8 @@ def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_tria
     assert "was killed (SIGKILL); run the same command again" in err and "Traceback" not in err
     results = Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()
     assert sum(r.state == "COMPLETE" for r in results) == 3  # the healthy worker ran its whole share
-    [lost] = [r for r in results if r.state == "INTERRUPTED"]  # failed in Optuna, not left RUNNING
+    [lost] = [r for r in results if r.state == "LOST"]  # failed in Optuna, not left RUNNING
+    assert lost.reason == "worker lost"
     runs = runs_of(client, "toy")
     [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
     assert parent.info.status == "FINISHED"
@@ -292,6 +293,8 @@ def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_tria
     study = optuna.load_study(study_name="k", storage=f"sqlite:///{project / 'optuna.db'}")
     [retry] = [t for t in study.trials if t.user_attrs.get("retry_of") == lost.number]
     assert retry.state.name == "COMPLETE" and retry.params == study.trials[lost.number].params
+    table = (project / "sweeps" / "k" / "trials.md").read_text()
+    assert f"| {lost.number} | LOST (retried as {retry.number}) |" in table
     assert sum(r.counted for r in Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()) == 6
 
 

@@ -8,18 +8,20 @@ import time
 import optuna
 import pytest
 
-from orchestrator.sweep import study as study_module
-from orchestrator.sweep.study import MAX_ATTEMPTS, Study
+from orchestrator.sweep.study import Study
 from orchestrator.task import SweepInfo
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 
 
+def sweep_info(tmp_path, **settings) -> SweepInfo:
+    return SweepInfo(task="t", study="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", metric="val_rmse",
+                     n_trials=3, params={}, space={"lr": {"low": 0.1, "high": 1.0}}, **settings)
+
+
 @pytest.fixture
 def study(tmp_path):
-    sweep = SweepInfo(task="t", study="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", metric="val_rmse",
-                      n_trials=3, params={}, space={"lr": {"low": 0.1, "high": 1.0}})
-    return Study.open(sweep)
+    return Study.open(sweep_info(tmp_path))
 
 
 def started(study: Study) -> optuna.Trial:
@@ -33,33 +35,35 @@ def started(study: Study) -> optuna.Trial:
 def test_a_lost_trial_is_queued_again_with_its_values_and_a_live_one_is_left_alone(study):
     live, lost = started(study), started(study)
     study.fail_lost([lost.number])
-    assert study.requeue() == 1
+    assert study.requeue(max_retries=2) == 1
     states = {t.number: t.state.name for t in study._study.trials}
     assert states[live.number] == "RUNNING" and states[lost.number] == "FAIL"
     [waiting] = study._study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert waiting.user_attrs == {"retry_of": lost.number, "attempt": 2}
-    assert study.requeue() == 1  # queued once, not once per call
+    results = {r.number: r for r in study.results()}
+    assert results[lost.number].state == "LOST" and results[lost.number].reason == "worker lost"
+    assert results[lost.number].retried_as == waiting.number and not results[lost.number].counted
+    assert results[waiting.number].state == "WAITING" and results[live.number].state == "RUNNING"
+    assert study.requeue(max_retries=2) == 1  # queued once, not once per call
     assert study._study.ask().suggest_float("lr", 0.1, 1.0) == study._study.trials[lost.number].params["lr"]
 
 
-def test_a_lost_trial_is_tried_at_most_max_attempts_times(study):
+@pytest.mark.parametrize("max_retries", [0, 2])
+def test_a_lost_trial_is_retried_at_most_max_retries_times(study, max_retries):
     queued = []
-    for attempt in range(MAX_ATTEMPTS):
+    for attempt in range(max_retries + 1):
         trial = started(study)  # the queued retry, after the first
         study.fail_lost([trial.number])
-        queued.append(study.requeue())
-    assert queued == [1] * (MAX_ATTEMPTS - 1) + [0]
+        queued.append(study.requeue(max_retries))
+    assert queued == [1] * max_retries + [0]
     assert len({t.params["lr"] for t in study._study.trials}) == 1
 
 
-def test_a_trial_without_heartbeat_for_the_grace_period_is_failed_and_queued(study, monkeypatch, tmp_path):
-    monkeypatch.setattr(study_module, "GRACE_SECONDS", 1)
-    sweep = SweepInfo(task="t", study="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", metric="val_rmse",
-                      n_trials=3, params={}, space={"lr": {"low": 0.1, "high": 1.0}})
-    study = Study.open(sweep)  # the storage reads the grace period when it is made
+def test_a_trial_without_heartbeat_for_the_grace_period_is_failed_and_queued(tmp_path):
+    study = Study.open(sweep_info(tmp_path, heartbeat=1, grace_period=2, max_retries=1))
     vanished = started(study)
-    time.sleep(2.5)  # the grace period itself is what is under test
-    assert study.requeue() == 1
+    time.sleep(3)  # the grace period itself is what is under test
+    assert study.requeue(max_retries=1) == 1
     assert study._study.trials[vanished.number].state.name == "FAIL"
     [waiting] = study._study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert waiting.user_attrs["retry_of"] == vanished.number

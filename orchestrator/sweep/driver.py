@@ -28,7 +28,7 @@ def run_sweep(
     study = Study.open(sweep)
     study.claim(sweep)
     study.fail_lost(_lost_trials(pm, project, sweep))
-    queued = study.requeue()
+    queued = study.requeue(sweep.max_retries)
     if queued and not quiet:
         print(f"[sweep] {queued} trial(s) stopped before their end queued again with the same values", file=sys.stderr)
     setup = split_stages(reg)[0]

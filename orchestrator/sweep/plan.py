@@ -55,7 +55,8 @@ def plan_sweep(
     return SweepInfo(
         task=task.name, study=study, storage=storage, metric=metric, direction=config.direction,
         n_trials=config.trials, sampler=config.sampler, seed=config.seed, pruner=config.pruner,
-        timeout=config.timeout, params=plain, space={k: v.model_dump(exclude_none=True) for k, v in space.items()},
+        timeout=config.timeout, heartbeat=config.heartbeat, grace_period=config.grace_period,
+        max_retries=config.max_retries, params=plain, space={k: v.model_dump(exclude_none=True) for k, v in space.items()},
         constraints=constraints,
     )
 

@@ -4,6 +4,7 @@ and each trial's result, stored as one user attribute and read back as a ``Trial
 from __future__ import annotations
 
 import dataclasses
+import functools
 import signal
 import warnings
 from typing import Any, Callable
@@ -18,31 +19,28 @@ from orchestrator.task import SweepInfo, TrialResult
 
 RESULT = "result"  # the user attribute that holds a finished trial's TrialResult fields
 RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run again
-MAX_ATTEMPTS = 3  # runs of one set of values whose process was lost (an OOM kill each time)
-HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # a RUNNING trial without a heartbeat for 2 min is stale
+LOST_REASON = "worker lost"
 
 
-class TrialFailed(Exception):
-    """Raised to Optuna for a trial whose result is FAIL (the reason is in its result)."""
-
-
-def storage(url: str) -> optuna.storages.BaseStorage:
+def storage(url: str, sweep: SweepInfo | None = None) -> optuna.storages.BaseStorage:
     """The study's storage. Each running trial beats a heartbeat: a trial whose worker died on
     any machine is failed by the next trial to start and queued again (``_retry``)."""
+    sweep = sweep or SweepInfo(task="", study="", storage=url, metric="")  # default settings
     # several worker processes write one SQLite file: wait for the lock instead of failing
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else None
+    retry = functools.partial(_retry, max_retries=sweep.max_retries)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=_retry)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
+                                          grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
 
 
-def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, max_retries: int) -> None:
     """Queue a trial stopped before its end (Ctrl-C, SIGTERM, a lost worker) with the same values,
-    so that it resumes from its checkpoints; a lost one at most MAX_ATTEMPTS times."""
+    so that it resumes from its checkpoints; a lost one at most ``max_retries`` times."""
     lost = RESULT not in trial.user_attrs
     attempt = trial.user_attrs.get(ATTEMPT, 1) + lost
-    if attempt <= MAX_ATTEMPTS:
+    if attempt <= max_retries + 1:
         study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt})
 
 
@@ -78,7 +76,7 @@ class Study:
         # failed and interrupted trials are reported by the sweep itself, in one line each
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         return cls(optuna.create_study(
-            study_name=sweep.study, storage=storage(sweep.storage), sampler=_sampler(sweep, offset),
+            study_name=sweep.study, storage=storage(sweep.storage, sweep), sampler=_sampler(sweep, offset),
             pruner=_pruner(sweep), direction=sweep.direction, load_if_exists=True,
         ))
 
@@ -102,7 +100,9 @@ class Study:
         self._study.set_user_attr("task", sweep.task)
 
     def results(self) -> list[TrialResult]:
-        return [_result(t) for t in self._study.get_trials(deepcopy=False)]
+        trials = self._study.get_trials(deepcopy=False)
+        retries = {t.user_attrs[RETRY_OF]: t.number for t in trials if RETRY_OF in t.user_attrs}
+        return [dataclasses.replace(_result(t), retried_as=retries.get(t.number)) for t in trials]
 
     def counted(self) -> int:
         """Trials that count towards the budget: finished, not interrupted."""
@@ -121,7 +121,7 @@ class Study:
         for number in lost:
             self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
-    def requeue(self) -> int:
+    def requeue(self, max_retries: int) -> int:
         """Fail the trials whose heartbeat stopped, then queue every trial stopped before its end
         once more; trials that live workers are running are left alone. Returns how many wait."""
         with warnings.catch_warnings():
@@ -130,8 +130,8 @@ class Study:
         trials = self._study.get_trials(deepcopy=False)
         retried = {t.user_attrs.get(RETRY_OF) for t in trials}
         for t in trials:
-            if t.state == TrialState.FAIL and t.number not in retried and _result(t).state == "INTERRUPTED":
-                _retry(self._study, t)
+            if t.number not in retried and _result(t).state in ("INTERRUPTED", "LOST"):
+                _retry(self._study, t, max_retries)
         return len(self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def optimize(self, run_trial: Callable[[Any], TrialResult], n_trials: int, timeout: float | None) -> None:
@@ -158,8 +158,8 @@ def _result(t: optuna.trial.FrozenTrial) -> TrialResult:
     stored = t.user_attrs.get(RESULT)
     if stored:
         return TrialResult(number=t.number, **stored)
-    # no result recorded: queued, still running, or its process died (a FAIL marked by reclaim)
+    # no result recorded: queued, still running, or its process died (failed by fail_lost or the heartbeat)
     state = {TrialState.RUNNING: "RUNNING", TrialState.WAITING: "WAITING",
-             TrialState.COMPLETE: "COMPLETE"}.get(t.state, "INTERRUPTED")
+             TrialState.COMPLETE: "COMPLETE"}.get(t.state, "LOST")
     return TrialResult(number=t.number, state=state, params=values_from_optuna(t.params),
-                       value=t.value if t.values else None)
+                       value=t.value if t.values else None, reason=LOST_REASON if state == "LOST" else None)
