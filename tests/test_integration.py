@@ -22,6 +22,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, write_movielens
+from orch_mlflow.tracker import open_client
 from orchestrator.sweep.study import Study
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,9 @@ def orch(*args, cwd, timeout=600, **kwargs):
 
 
 def client_for(project: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    """A client of the project's store, made ready under the tracker's lock (the child may be
+    creating the same store right now)."""
+    return open_client(f"sqlite:///{project / 'mlflow.db'}")
 
 
 def runs_of(client: MlflowClient, task: str):

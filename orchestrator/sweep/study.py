@@ -22,6 +22,10 @@ RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run agai
 LOST_REASON = "worker lost"
 
 
+class TrialFailed(Exception):
+    """Raised to Optuna for a trial whose result is FAIL (the reason is in its result)."""
+
+
 def storage(url: str, sweep: SweepInfo | None = None) -> optuna.storages.BaseStorage:
     """The study's storage. Each running trial beats a heartbeat: a trial whose worker died on
     any machine is failed by the next trial to start and queued again (``_retry``)."""

@@ -21,6 +21,22 @@ PARAM_LIMIT = 6000  # MLflow's longest param value
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
+def open_client(uri: str):
+    """An MlflowClient whose store is ready. MLflow creates and migrates a new SQLite store on first
+    use, and two processes doing that at once break the migration (``No such index``): a sweep's
+    workers, or two commands started together. One process at a time, under a file lock."""
+    from mlflow.tracking import MlflowClient
+
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    from filelock import FileLock
+
+    with FileLock(uri[len("sqlite:///"):].split("?")[0] + ".lock"):
+        client = MlflowClient(tracking_uri=uri)  # creates the store (MLflow 3.17: already here)
+        client.search_experiments(max_results=1)  # or at the first call
+    return client
+
+
 class MlflowTracker:
     def __init__(self) -> None:
         self.root = Path.cwd()
@@ -38,9 +54,7 @@ class MlflowTracker:
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for errors
             for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sql_alchemy_store"):
                 logging.getLogger(name).setLevel(logging.WARNING)
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = open_client(self.tracking_uri)
         return self._client
 
     @property
