@@ -8,8 +8,10 @@ database locked) and inside a weakref callback or ``__del__``, where the excepti
 dropped, so the run would go on training. Hence:
   * hook calls are ``shielded``: a first signal waits until the hook returns (a second one, the
     impatient user's, raises at once);
-  * a stop once requested is raised again by ``check()`` at every batch, epoch and trial, so a
-    dropped one still ends the run.
+  * a stop once requested is raised again by ``check()`` at every batch and epoch, so a dropped
+    one still ends the run;
+  * a sweep's Optuna bookkeeping (ask, tell) is shielded too, and each trial's training
+    ``exposed`` again.
 """
 
 from __future__ import annotations
@@ -86,6 +88,18 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         leave_shield()
+
+
+@contextlib.contextmanager
+def exposed() -> Iterator[None]:
+    """Inside a shielded section, let stop signals through again (a sweep trial's training); a
+    stop that arrived while shielded is raised by the next ``check()`` in here."""
+    global _depth, _pending
+    saved, _depth, _pending = _depth, 0, False
+    try:
+        yield
+    finally:
+        _depth = saved
 
 
 def enter_shield() -> None:

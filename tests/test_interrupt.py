@@ -87,3 +87,19 @@ def test_a_signal_ignored_at_start_stays_ignored(restored):
     interrupt.install()
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+
+
+def test_a_stop_held_back_by_a_shield_is_raised_by_the_next_check_in_an_exposed_section(handlers):
+    with interrupt.shielded():
+        os.kill(os.getpid(), signal.SIGTERM)  # during Optuna's ask: held back
+        with interrupt.exposed():  # the trial's training
+            with pytest.raises(Interrupted):
+                interrupt.check()
+
+
+
+def test_a_signal_in_an_exposed_section_raises_at_once(handlers):
+    with interrupt.shielded():
+        with interrupt.exposed():
+            with pytest.raises(Interrupted):
+                os.kill(os.getpid(), signal.SIGINT)

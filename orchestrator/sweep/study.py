@@ -44,7 +44,7 @@ def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, max_retries: in
     so that it resumes from its checkpoints; a lost one at most ``max_retries`` times."""
     lost = RESULT not in trial.user_attrs
     attempt = trial.user_attrs.get(ATTEMPT, 1) + lost
-    if attempt <= max_retries + 1:
+    if trial.params and attempt <= max_retries + 1:
         study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt})
 
 
@@ -134,7 +134,8 @@ class Study:
         trials = self._study.get_trials(deepcopy=False)
         retried = {t.user_attrs.get(RETRY_OF) for t in trials}
         for t in trials:
-            if t.number not in retried and _result(t).state in ("INTERRUPTED", "LOST"):
+            # a trial stopped before it sampled its values has nothing to resume: not queued
+            if t.number not in retried and t.params and _result(t).state in ("INTERRUPTED", "LOST"):
                 _retry(self._study, t, max_retries)
         return len(self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
@@ -142,10 +143,9 @@ class Study:
         """Run ``n_trials`` trials; ``run_trial(optuna_trial)`` samples, runs and returns the result."""
 
         def objective(trial: optuna.Trial) -> float:
-            interrupt.check()  # a stop that arrived between trials
-            result = run_trial(trial)
-            with interrupt.shielded():
-                trial.set_user_attr(RESULT, {k: v for k, v in dataclasses.asdict(result).items() if k != "number"})
+            with interrupt.exposed():  # a stop signal ends the trial's training at once
+                result = run_trial(trial)
+            trial.set_user_attr(RESULT, {k: v for k, v in dataclasses.asdict(result).items() if k != "number"})
             if result.state == "COMPLETE":
                 return result.value
             if result.state == "PRUNED":
@@ -154,8 +154,15 @@ class Study:
                 raise interrupt.Interrupted(interrupt.requested() or signal.SIGINT)
             raise TrialFailed(result.reason)
 
-        self._study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),
-                             gc_after_trial=True)
+        def stop_if_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if interrupt.requested():  # a stop held back while Optuna wrote: no next trial
+                raise interrupt.Interrupted(interrupt.requested())
+
+        # Optuna's own bookkeeping (ask, tell) is never cut in half by a first stop signal: it
+        # takes effect in the trial's training (each batch and epoch checks), or after the trial
+        with interrupt.shielded():
+            self._study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),
+                                 callbacks=[stop_if_asked], gc_after_trial=True)
 
 
 def _result(t: optuna.trial.FrozenTrial) -> TrialResult:
