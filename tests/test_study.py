@@ -3,7 +3,8 @@ live ones are left alone, stale heartbeats are failed, a lost trial is tried at 
 
 from __future__ import annotations
 
-import time
+import sqlite3
+from datetime import datetime, timedelta, timezone
 
 import optuna
 import pytest
@@ -59,11 +60,21 @@ def test_a_lost_trial_is_retried_at_most_max_retries_times(study, max_retries):
     assert len({t.params["lr"] for t in study._study.trials}) == 1
 
 
+def beat_last(trial: optuna.Trial, ago: timedelta, db) -> None:
+    """Set the trial's last heartbeat ``ago`` in the past (Optuna compares it with the database's UTC
+    clock), as a worker that vanished that long ago would have left it: no waiting in the test."""
+    when = (datetime.now(timezone.utc).replace(tzinfo=None) - ago).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE trial_heartbeats SET heartbeat = ? WHERE trial_id = ?", (when, trial._trial_id))
+
+
 def test_a_trial_without_heartbeat_for_the_grace_period_is_failed_and_queued(tmp_path):
-    study = Study.open(sweep_info(tmp_path, heartbeat=1, grace_period=2, max_retries=1))
-    vanished = started(study)
-    time.sleep(3)  # the grace period itself is what is under test
+    study = Study.open(sweep_info(tmp_path, heartbeat=30, grace_period=120, max_retries=1))
+    vanished, live = started(study), started(study)
+    beat_last(vanished, timedelta(seconds=121), tmp_path / "optuna.db")
+    beat_last(live, timedelta(seconds=119), tmp_path / "optuna.db")  # within its grace period
     assert study.requeue(max_retries=1) == 1
+    assert study._study.trials[live.number].state.name == "RUNNING"
     assert study._study.trials[vanished.number].state.name == "FAIL"
     [waiting] = study._study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert waiting.user_attrs["retry_of"] == vanished.number
