@@ -25,11 +25,17 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop requested by a signal; the process should exit with ``exit_code``."""
+    """A stop requested by a signal; reads "interrupted (SIGTERM)", exits with ``exit_code``."""
 
     def __init__(self, signum: int = signal.SIGINT):
-        super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"interrupted ({self.signal_name})")
+
+    @classmethod
+    def of(cls, exc: KeyboardInterrupt) -> "Interrupted":
+        """The stop a KeyboardInterrupt stands for (a plain one is Ctrl-C)."""
+        return exc if isinstance(exc, Interrupted) else cls(signal.SIGINT)
 
     @property
     def exit_code(self) -> int:

@@ -213,12 +213,18 @@ def test_a_stopped_sweep_leaves_no_run_running_and_the_rerun_finishes_it(project
     assert {r.info.status for r in runs_of(client, "toy")} <= {"FINISHED", "KILLED"}
 
 
-def test_sigterm_stops_orch_run_like_ctrl_c(project, toy_site):
+def toy_run_in_its_second_epoch(project: Path) -> tuple[subprocess.Popen, StderrLines]:
+    """``orch run toy`` of 50 epochs started, returned once its second epoch is logged."""
     (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 50, "epoch_seconds": 0.2}}))
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "toy"], cwd=project,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = StderrLines(proc)
     lines.wait_for(lambda line: line.startswith("[toy.train] epoch 2 "))
+    return proc, lines
+
+
+def test_sigterm_stops_orch_run_like_ctrl_c(project, toy_site):
+    proc, lines = toy_run_in_its_second_epoch(project)
     proc.terminate()
     proc.wait(timeout=60)
     err = lines.rest()
@@ -230,11 +236,7 @@ def test_sigterm_stops_orch_run_like_ctrl_c(project, toy_site):
 
 
 def test_the_run_of_a_process_killed_by_sigkill_is_closed_by_the_next_command(project, toy_site):
-    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 50, "epoch_seconds": 0.2}}))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "toy"], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = StderrLines(proc)
-    lines.wait_for(lambda line: line.startswith("[toy.train] epoch 2 "))
+    proc, lines = toy_run_in_its_second_epoch(project)
     proc.kill()
     proc.wait(timeout=60)
     client = client_for(project)

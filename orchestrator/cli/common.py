@@ -4,6 +4,7 @@ project, the task's params, the --params/--set options, the environment task com
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +64,10 @@ def handled(fn):
         except RunFailed as exc:
             fail(f"run failed: {exc}", EXIT_FAILED)
         except KeyboardInterrupt as exc:
-            code = exc.exit_code if isinstance(exc, Interrupted) else Interrupted().exit_code
-            click.echo("orch: interrupted" if code == Interrupted().exit_code else f"orch: stopped by {exc}", err=True)
-            sys.exit(code)
+            stop = Interrupted.of(exc)
+            click.echo("orch: interrupted" if stop.signum == signal.SIGINT else f"orch: stopped by {stop.signal_name}",
+                       err=True)
+            sys.exit(stop.exit_code)
 
     return wrapper
 

@@ -88,7 +88,7 @@ class TrialRunner:
         except Pruned as exc:
             outcome = {"state": "PRUNED", "reason": str(exc)}
         except KeyboardInterrupt as exc:
-            outcome = {"state": "INTERRUPTED", "reason": f"interrupted ({exc})" if str(exc) else "interrupted"}
+            outcome = {"state": "INTERRUPTED", "reason": str(exc) or "interrupted"}
         except Exception as exc:
             outcome = {"state": "FAIL", "reason": f"{type(exc).__name__}: {exc}"[:2000]}
             if not self.quiet:

@@ -53,7 +53,7 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: in
         for worker in workers:
             worker.join()
     except KeyboardInterrupt as exc:
-        _stop(workers, exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+        _stop(workers, Interrupted.of(exc).signum)
         raise
     stopped = [w.exitcode - 128 for w in workers if w.exitcode in STOP_EXIT_CODES]
     if stopped:  # a worker alone was sent the signal
@@ -106,7 +106,7 @@ def _process_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset:
     try:
         run_worker(config, sweep, n_trials, offset, quiet=quiet)
     except KeyboardInterrupt as exc:
-        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else Interrupted().exit_code)
+        sys.exit(Interrupted.of(exc).exit_code)
     except Exception as exc:  # one line, as the CLI would print it; the parent names the worker
         print(f"orch: error: {exc}" if isinstance(exc, UserError) else f"orch: error: {type(exc).__name__}: {exc}",
               file=sys.stderr)

@@ -95,6 +95,13 @@ class MlflowTracker:
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params a batch
             self.client.log_batch(run_id, params=items[i:i + 100])
 
+    def _close(self, run_id: str, status: str, reason: str) -> None:
+        """End a run that did not finish, with why in the tag ``orch.error``."""
+        try:
+            self.client.set_tag(run_id, "orch.error", reason[:5000])
+        finally:
+            self.client.set_terminated(run_id, status)
+
     # -- hooks ------------------------------------------------------------------------------------
 
     @hookimpl
@@ -161,15 +168,12 @@ class MlflowTracker:
     def orch_run_error(self, run, error: BaseException) -> None:
         if KEY not in run.tracking:
             return
-        run_id = run.tracking[KEY]
-        pruned = isinstance(error, Pruned)
-        interrupted = isinstance(error, KeyboardInterrupt)
-        reason = ("pruned" if pruned else f"interrupted ({error})" if interrupted and str(error)
-                  else "interrupted" if interrupted else f"{type(error).__name__}: {error}")
-        try:
-            self.client.set_tag(run_id, "orch.error", reason[:5000])
-        finally:
-            self.client.set_terminated(run_id, "KILLED" if pruned or interrupted else "FAILED")
+        if isinstance(error, Pruned):
+            self._close(run.tracking[KEY], "KILLED", "pruned")
+        elif isinstance(error, KeyboardInterrupt):  # Ctrl-C, SIGTERM: "interrupted (SIGTERM)"
+            self._close(run.tracking[KEY], "KILLED", str(error) or "interrupted")
+        else:
+            self._close(run.tracking[KEY], "FAILED", f"{type(error).__name__}: {error}")
 
     @hookimpl
     def orch_run_lost(self, task: str, name: str, tracking, reason: str) -> None:
@@ -182,8 +186,7 @@ class MlflowTracker:
         except MlflowException:  # deleted since, or another store
             return
         if found.info.status == "RUNNING":
-            self.client.set_tag(found.info.run_id, "orch.error", reason[:5000])
-            self.client.set_terminated(found.info.run_id, "KILLED")
+            self._close(found.info.run_id, "KILLED", reason)
 
     @hookimpl
     def orch_sweep_start(self, sweep) -> None:
