@@ -4,6 +4,7 @@ live ones are left alone, stale heartbeats are failed, a lost trial is tried at 
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime, timedelta, timezone
 
 import optuna
@@ -80,3 +81,31 @@ def test_a_trial_without_heartbeat_for_the_grace_period_is_failed_and_queued(tmp
     assert waiting.user_attrs["retry_of"] == vanished.number
     again = study._study.ask()  # the next worker takes the queued trial: the same value
     assert again.number == waiting.number and again.suggest_float("lr", 0.1, 1.0) == vanished.params["lr"]
+
+
+def _take_a_queued_trial(info: SweepInfo, at: float, taken) -> None:
+    study = Study.open(info)
+    while time.time() < at:  # both workers ask at the same moment (a barrier wakes them too far apart)
+        pass
+    taken.put(study._study.ask().number)
+
+
+def test_two_workers_asking_at_once_never_take_the_same_queued_trial(tmp_path):
+    """SQLite ignores SELECT ... FOR UPDATE: without serialized transactions both workers read the
+    first queued trial WAITING and both ran it (18 races in 20 before the fix)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    info = sweep_info(tmp_path)
+    study = Study.open(info)
+    for round_ in range(4):
+        for lr in (0.2, 0.3):
+            study._study.enqueue_trial({"lr": lr})
+        at, taken = time.time() + 0.5, fork.Queue()
+        workers = [fork.Process(target=_take_a_queued_trial, args=(info, at, taken)) for _ in range(2)]
+        for w in workers:
+            w.start()
+        numbers = {taken.get(timeout=60), taken.get(timeout=60)}
+        for w in workers:
+            w.join(timeout=60)
+        assert numbers == {2 * round_, 2 * round_ + 1}, f"round {round_}: both workers took trial {numbers}"

@@ -35,8 +35,32 @@ def storage(url: str, sweep: SweepInfo | None = None) -> optuna.storages.BaseSto
     retry = functools.partial(_retry, max_retries=sweep.max_retries)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
-                                          grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
+                                         grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
+    if url.startswith("sqlite:"):
+        _serialize_transactions(rdb.engine)
+    return rdb
+
+
+def _serialize_transactions(engine) -> None:
+    """Make each SQLite transaction take the write lock when it begins (``BEGIN IMMEDIATE``).
+
+    Optuna hands a queued trial to one worker by reading it WAITING and then writing it RUNNING
+    (``SELECT ... FOR UPDATE``). SQLite ignores ``FOR UPDATE`` and Python's driver starts the
+    transaction only at the write, so two workers both read WAITING and both ran the same trial
+    (18 times in 20 in a two-process race). PostgreSQL locks the row and needs none of this.
+    This is SQLAlchemy's recipe for SQLite transactions that serialize."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _driver_leaves_transactions_to_us(dbapi_connection, record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened by Optuna's set-up reconnect with the listeners
 
 
 def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, max_retries: int) -> None:
