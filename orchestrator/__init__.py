@@ -17,6 +17,7 @@ Declaring a task (returned by ``orch_register_tasks``)
     ``Plot``                a curve of a stage's history for ``dvc plots``
     ``Params``              base class for a params model: unknown keys are errors
     ``SPLITS``              ("train", "train_dev", "val"): the metric prefixes every task logs
+    ``split_metrics``       ("acc") -> train_acc, train_dev_acc, val_acc: for ``Task.metrics``
 
 Inside a stage
     ``StageContext``        what ``Stage.fn`` receives: params, folders, device, log_epoch,
@@ -47,7 +48,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Task": "task", "Stage": "task", "Artifact": "task", "HumanBaseline": "task", "Plot": "task",
-    "SPLITS": "task", "RunInfo": "task", "SweepInfo": "task", "OrchConfig": "task", "FetchedRun": "task",
+    "SPLITS": "task", "split_metrics": "task", "RunInfo": "task", "SweepInfo": "task", "OrchConfig": "task", "FetchedRun": "task",
     "TrialResult": "task",
     "Params": "params",
     "StageContext": "context",

@@ -13,10 +13,11 @@ got -1``.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -95,10 +96,6 @@ def set_dotted(data: Mapping[str, Any], values: Mapping[str, Any], task: str, so
     return out
 
 
-def apply_overrides(params: dict, overrides: list[str], task: str) -> dict:
-    return set_dotted(params, dict(parse_override(text, task) for text in overrides), task, "--set")
-
-
 def validate(model: type[BaseModel], data: Mapping[str, Any], prefix: str, source: str) -> BaseModel:
     """Validate with pydantic; the first error becomes one line with the full key path."""
     try:
@@ -133,6 +130,9 @@ def format_error(exc: ValidationError, prefix: str, model: type[BaseModel] | Non
         fields = _fields_at(model, err["loc"][:-1]) if model else []
         expected = f" (expected one of: {', '.join(fields)})" if fields else ""
         return f"{loc}: unknown key{expected}"
+    if kind == "value_error":  # a validator's own message; a cross-field check's input is the whole model
+        message = str(ctx.get("error", err["msg"]))
+        return f"{loc}: {message}" + ("" if isinstance(got, Mapping) else f", got {got!r}")
     message = messages.get(kind, lambda: err["msg"][0].lower() + err["msg"][1:])()
     return f"{loc}: {message}" + ("" if kind == "missing" else f", got {got!r}")
 
@@ -169,16 +169,38 @@ def params_hash(params: Mapping[str, Any]) -> str:
 
 
 def load_task_params(
-    task: Task, params_file: Path | None, overrides: list[str] = ()
+    task: Task, params_file: Path | None, overrides: list[str] = (), tasks: Collection[str] = ()
 ) -> tuple[BaseModel, dict]:
-    """The task's validated params (defaults < params file < --set) and its raw sweep section."""
-    raw_params: dict = {}
-    sweep: dict = {}
+    """The task's validated params (defaults < params file < --set) and its sweep section (which
+    ``--set sweep.KEY=VALUE`` overrides too). ``tasks``, the installed task names, catch a
+    misspelled section and a ``--set`` meant for another task."""
+    raw: dict = {}
     source = "params"
     if params_file is not None:
         source = str(params_file)
-        raw_params, sweep = task_section(read_yaml(params_file), task.name, source)
-    raw_params = apply_overrides(raw_params, list(overrides), task.name)
+        raw = read_yaml(params_file)
+        check_sections(raw, task.name, tasks, source)
+    raw_params, sweep = task_section(raw, task.name, source)
+    values = dict(parse_override(text, task.name) for text in overrides)
+    others = (set(raw) | set(tasks)) - {task.name} - set(task.params_model.model_fields)
+    for key in values:
+        if key.split(".")[0] in others:
+            raise UserError(f"--set {key}: {key.split('.')[0]} is another task's section; `{task.name}` takes "
+                            f"its own keys (--set {task.name}.KEY=VALUE or --set KEY=VALUE)")
+    prefix = f"{SWEEP_KEY}."
+    sweep = set_dotted(sweep, {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)},
+                       task.name, "--set")
+    raw_params = set_dotted(raw_params, {k: v for k, v in values.items() if not k.startswith(prefix)},
+                            task.name, "--set")
     if overrides:
         source = f"{source} with --set"
     return validate(task.params_model, raw_params, task.name, source), sweep
+
+
+def check_sections(raw: Mapping[str, Any], task: str, tasks: Collection[str], source: str) -> None:
+    """A top-level section that is no installed task but looks like one is a typo, not data for some
+    other tool: ``collabb:`` would otherwise leave collab on its defaults without a word."""
+    known = set(tasks) | {task}
+    for key in raw:
+        if key not in known and (close := difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)):
+            raise UserError(f"{source}: {key}: no installed task of that name; did you mean {close[0]}?")

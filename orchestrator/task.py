@@ -17,6 +17,14 @@ SPLITS = ("train", "train_dev", "val")
 """Metric prefixes shared by every task: ``train_loss``, ``train_dev_rmse``, ``val_rmse``...
 The report calls the ``val`` split "dev", as Ng's bias/variance analysis does."""
 
+
+
+def split_metrics(*names: str, prefix: str = "") -> tuple[str, ...]:
+    """``{prefix}{split}_{name}`` for every split: ``split_metrics("acc")`` is train_acc,
+    train_dev_acc, val_acc; ``prefix="*."`` matches them under any name (``lstm.val_acc``)."""
+    return tuple(f"{prefix}{split}_{name}" for name in names for split in SPLITS)
+
+
 ArtifactKind = Literal["model", "plot", "table", "text", "image", "report", "data"]
 
 
@@ -77,7 +85,10 @@ class Task:
     """A task a plugin registers through ``orch_register_tasks``.
 
     ``metric`` names the error metric (lower is better) that every tracked run logs for each
-    split as ``{split}_{metric}``; the report and sweeps read it. ``space`` is the default search
+    split as ``{split}_{metric}``; the report and sweeps read it. ``metrics`` names the other
+    metrics its tracked run logs (names or globs, ``*.val_rmspe``): a sweep may optimise or
+    constrain those and the split metrics, and a misspelled one is refused before the first trial
+    (left empty, sweep metrics are not checked). ``space`` is the default search
     space, overridden by ``<task>.sweep.space`` in params.yaml. ``commands`` are extra actions
     (``predict``, ``generate``) reached through ``orch predict TASK`` / ``orch generate TASK``.
     """
@@ -91,6 +102,7 @@ class Task:
     artifacts: tuple[Artifact, ...] = ()
     space: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     constraints: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
     commands: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
 
     def stage(self, name: str) -> Stage:
@@ -105,6 +117,15 @@ class Task:
     @property
     def objective(self) -> str:
         return f"val_{self.metric}"
+
+    def logs(self, metric: str) -> bool | None:
+        """Whether the tracked run logs ``metric``; None when the task does not say."""
+        import fnmatch
+
+        if not self.metrics:
+            return None
+        known = (*split_metrics(self.metric), *self.metrics)
+        return any(fnmatch.fnmatchcase(metric, pattern) for pattern in known)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def test_bad_ratings_file_exits_2(project):
 def test_bad_space_exits_2(project):
     (project / "params.yaml").write_text("collab:\n  sweep:\n    space:\n      lr: {low: 0, high: 1, scale: log}\n")
     line = one_line_error(orch("sweep", "collab", cwd=project), 2)
-    assert "collab.sweep.space.lr: value error, a log scale needs low > 0" in line.lower()
+    assert "collab.sweep.space.lr: a log scale needs low > 0" in line
     (project / "params.yaml").write_text("collab:\n  sweep:\n    space:\n      learning_rate: {low: 0.1, high: 1}\n")
     assert "collab.sweep.space.learning_rate: not a param of collab" in one_line_error(orch("sweep", "collab", cwd=project), 2)
 
@@ -98,6 +98,29 @@ def test_bad_space_exits_2(project):
 def test_usage_errors_exit_2(project):
     assert orch("sweep", "collab", "--trials", "0", cwd=project).returncode == 2
     assert orch("frobnicate", cwd=project).returncode == 2
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("sweep", "collab", "--storage", "bogus://x"), "--storage bogus://x: unsupported database 'bogus'"),
+    (("sweep", "collab", "--storage", "sqlite:///no/such/folder/o.db"), "folder no/such/folder does not exist"),
+    (("sweep", "collab", "--storage", "postgresql://me:secret@127.0.0.1:1/db"), "postgresql://me:***@127.0.0.1:1/db"),
+    (("--tracking-uri", "bogus://x", "run", "collab"), "--tracking-uri bogus://x: unsupported tracking store 'bogus'"),
+    (("--tracking-uri", "http://127.0.0.1:1", "run", "collab"), "http://127.0.0.1:1: no tracking server answers"),
+    (("sweep", "collab", "--metric", "val_rmsee"), "collab.sweep.metric (or --metric): val_rmsee is not a metric"),
+    (("sweep", "collab", "--refine", "--study", "nosuch"), "--study nosuch: no such study in sqlite:///"),
+    (("report", "collab", "--run", "deadbeef"), "--run deadbeef: no tracked run with that id"),
+    (("run", "collab", "--set", "charrnn.epochs=1"), "--set charrnn.epochs: charrnn is another task's section"),
+])
+def test_bad_stores_metrics_and_sections_exit_2_and_create_nothing(project, args, expected):
+    line = one_line_error(orch(*args, cwd=project), 2)
+    assert expected in line and "secret" not in line
+    assert [p for p in project.rglob("*") if p.is_file()] == []  # no store, no work folder, no output
+
+
+def test_out_naming_a_file_exits_2(project):
+    (project / "afile").write_text("")
+    out = orch("run", "collab", "--out", "afile", cwd=project)
+    assert out.returncode == 2 and "'afile' is a file" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_report_without_outputs_exits_2(project):

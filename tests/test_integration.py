@@ -3,6 +3,7 @@ folders on tiny data."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -402,6 +403,14 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     assert ran(dvc("repro", SMOKE, cwd=root, env=env)) == ["rossmann_report"]
 
     client = client_for(smoke)
+    from orchestrator.manager import get_plugin_manager
+    from orchestrator.registry import load_tasks
+    from orchestrator.runner import tracked_index
+
+    for name, reg in load_tasks(get_plugin_manager()).items():  # Task.metrics declares the run's metrics
+        stages = reg.task.stages[tracked_index(reg):]  # what a sweep trial scores
+        logged = {k for s in stages for k in json.loads((out / name / s.name / "metrics.json").read_text())}
+        assert logged and not {k for k in logged if not reg.task.logs(k)}, name
     dvc_runs = [r for r in runs_of(client, "collab") if r.data.tags.get("orch.mode") == "dvc"]
     assert len(dvc_runs) == 2 and {r.info.status for r in dvc_runs} == {"FINISHED"}
     assert all("report/report.md" in {a.path for a in client.list_artifacts(r.info.run_id, "report")}

@@ -14,7 +14,7 @@ TASK = build_task()
 def load(tmp_path, text: str, overrides=()):
     path = tmp_path / "params.yaml"
     path.write_text(text)
-    return load_task_params(TASK, path, list(overrides))
+    return load_task_params(TASK, path, list(overrides), tasks=("charrnn", "collab", "rossmann"))
 
 
 def error_of(tmp_path, text: str, overrides=()) -> str:
@@ -52,8 +52,25 @@ def test_unknown_key_lists_the_expected_ones(tmp_path):
     assert "collab.learning_rate: unknown key (expected one of: bs, data, epochs" in message
 
 
-def test_cross_field_rule(tmp_path):
-    assert "y_range must be [low, high] with low < high" in error_of(tmp_path, "collab:\n  y_range: [5, 1]\n")
+def test_cross_field_rule_names_the_keys_without_dumping_the_params(tmp_path):
+    message = error_of(tmp_path, "collab:\n  y_range: [5, 1]\n")
+    assert message.endswith("params.yaml: collab: y_range must be [low, high] with low < high, got [5.0, 1.0]")
+    assert "'lr'" not in message and "value error" not in message.lower()
+
+
+def test_a_misspelled_task_section_is_an_error_with_the_likely_name(tmp_path):
+    message = error_of(tmp_path, "collabb:\n  epochs: 1\n")
+    assert message.endswith("params.yaml: collabb: no installed task of that name; did you mean collab?")
+    params, _ = load(tmp_path, "dvc_other_tool:\n  x: 1\ncharrnn:\n  epochs: 1\n")  # not like a task: left alone
+    assert params.epochs == 5
+
+
+def test_set_for_another_task_is_refused_and_set_sweep_reaches_the_sweep_section(tmp_path):
+    message = error_of(tmp_path, "charrnn: {epochs: 2}\n", ["charrnn.epochs=1"])
+    assert message.startswith("--set charrnn.epochs: charrnn is another task's section; `collab` takes its own keys")
+    params, sweep = load(tmp_path, "collab:\n  sweep: {trials: 3, space: {lr: {low: 0.1, high: 1}}}\n",
+                         ["collab.sweep.trials=5", "sweep.space.lr.high=2", "epochs=2"])
+    assert sweep == {"trials": 5, "space": {"lr": {"low": 0.1, "high": 2}}} and params.epochs == 2
 
 
 def test_section_must_be_a_mapping(tmp_path):

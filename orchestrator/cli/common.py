@@ -86,11 +86,11 @@ def setup(ctx: click.Context, params_file: Path | None = None):
 
 def task_and_params(ctx, task_name: str, params_file: Path | None, overrides: tuple[str, ...]):
     from orchestrator.params import load_task_params
-    from orchestrator.registry import get_task
+    from orchestrator.registry import get_task, load_tasks
 
     pm, project = setup(ctx, params_file)
     reg = get_task(pm, task_name)
-    params, sweep = load_task_params(reg.task, project.params_file, list(overrides))
+    params, sweep = load_task_params(reg.task, project.params_file, list(overrides), tasks=load_tasks(pm))
     return pm, project, reg, params, sweep
 
 

@@ -48,6 +48,8 @@ def tasks(verbose: bool, pattern: str | None) -> None:
             click.echo(f"    {key} = {field.default!r}  {field.description or ''}")
         if task.space:
             click.echo("  search space: " + ", ".join(f"{k} {dict(v)}" for k, v in task.space.items()))
+        if task.metrics:
+            click.echo("  other metrics: " + ", ".join(task.metrics))
         for art in task.artifacts:
             click.echo(f"  artifact {art.name} ({art.kind}): {art.description}")
         if task.commands:
@@ -97,7 +99,7 @@ def dvc_command(folder: Path | None, check: bool) -> None:
 @click.option("--run", "run_id", help="a tracked run id (default: the DVC pipeline's outputs).")
 @click.option("--study", help="an Optuna study: print the table of every trial instead.")
 @click.option("--storage", metavar="URL", help="Optuna storage of --study.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="also write report.md/.html/.png here.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="also write report.md/.html/.png here.")
 @click.pass_context
 @handled
 def report(ctx, task, run_id, study, storage, out_dir) -> None:

@@ -22,7 +22,7 @@ restart_option = click.option("--restart", is_flag=True,
 @click.argument("task")
 @params_option
 @set_option
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="keep the stages' outputs in this folder (default: a temporary folder).")
 @restart_option
 @click.pass_context
@@ -80,7 +80,7 @@ def stage(ctx, task: str, stage: str, params_file, overrides, restart) -> None:
 @click.option("--storage", metavar="URL", help="Optuna storage (default: sqlite:///<project>/optuna.db).")
 @click.option("--study", metavar="NAME", help="study name (default: derived from task, params and space).")
 @click.option("--refine", is_flag=True, help="narrow the space around the best trials of --study, in a new study.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="where best_params.yaml and trials.md go "
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="where best_params.yaml and trials.md go "
               "(default: sweeps/STUDY).")
 @click.pass_context
 @handled

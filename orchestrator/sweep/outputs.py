@@ -23,8 +23,9 @@ def write_outputs(sweep: SweepInfo, results: list[TrialResult], best: TrialResul
     if best is not None:
         doc = {sweep.task: set_dotted(sweep.params, best.params, sweep.task, "best trial")}
         header = f"# best of study {sweep.study}: trial {best.number}, {sweep.metric}={best.value:.6g}\n"
-    else:
-        doc, header = {sweep.task: None}, f"# study {sweep.study}: no completed feasible trial\n"
+    else:  # still a usable params file: the sweep's own params, said to be no trial's
+        doc = {sweep.task: sweep.params}
+        header = f"# study {sweep.study}: no completed feasible trial; these are the params the sweep started from\n"
     best_file.write_text(header + yaml.safe_dump(doc, sort_keys=False))
     counts = Counter(r.state for r in results)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))

@@ -14,7 +14,7 @@ from orchestrator.params import flatten, format_error, params_hash, set_dotted
 from orchestrator.registry import RegisteredTask
 from orchestrator.runner import Project
 from orchestrator.space import ParamSpace, SweepConfig, refine_space
-from orchestrator.task import SweepInfo
+from orchestrator.task import SweepInfo, split_metrics
 
 TOP_SHARE = 0.2  # refine around the best 20% of completed trials (at least 3)
 
@@ -42,6 +42,7 @@ def plan_sweep(
     constraints = ({k: v.model_dump(exclude_none=True) for k, v in config.constraints.items()}
                    if config.constraints else {k: dict(v) for k, v in task.constraints.items()})
     metric = config.metric or task.objective
+    check_metrics(task, metric, constraints)
     storage = storage or default_storage(project)
     plain = params.model_dump(mode="json")
     if refine:
@@ -82,6 +83,17 @@ def _extremes(spec: ParamSpace) -> list[tuple[str, Any]]:
         return [("choice", c) for c in spec.choices]
     cast = int if spec.type == "int" else float
     return [("low", cast(spec.low)), ("high", cast(spec.high))]
+
+
+def check_metrics(task, metric: str, constraints: dict) -> None:
+    """The objective and every constraint name a metric the task logs (when it says which)."""
+    named = [(metric, f"{task.name}.sweep.metric (or --metric)"),
+             *((k, f"{task.name}.sweep.constraints.{k}") for k in constraints)]
+    for name, where in named:
+        if task.logs(name) is False:
+            known = ", ".join(split_metrics(task.metric))
+            raise UserError(f"{where}: {name} is not a metric {task.name} logs (its own: {known}; "
+                            f"the others: {', '.join(task.metrics)})")
 
 
 def refined(name: str, storage: str, space: dict[str, ParamSpace], direction: str):

@@ -7,9 +7,11 @@ import dataclasses
 import functools
 import signal
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from orchestrator import interrupt
@@ -22,24 +24,64 @@ RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run agai
 LOST_REASON = "worker lost"
 
 
+class MissingStorage(UserError):
+    """A SQLite study storage that was to be read does not exist (nothing is created)."""
+
+
 class TrialFailed(Exception):
     """Raised to Optuna for a trial whose result is FAIL (the reason is in its result)."""
 
 
-def storage(url: str, sweep: SweepInfo | None = None) -> optuna.storages.BaseStorage:
+def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> optuna.storages.BaseStorage:
     """The study's storage. Each running trial beats a heartbeat: a trial whose worker died on
-    any machine is failed by the next trial to start and queued again (``_retry``)."""
+    any machine is failed by the next trial to start and queued again (``_retry``). With
+    ``create=False`` a SQLite file that does not exist is an error, not a new empty store."""
     sweep = sweep or SweepInfo(task="", study="", storage=url, metric="")  # default settings
+    check_storage(url, create)
     # several worker processes write one SQLite file: wait for the lock instead of failing
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else None
     retry = functools.partial(_retry, max_retries=sweep.max_retries)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
-                                         grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
+                                             grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
+    except ImportError:  # Optuna's own, without the module's name
+        raise UserError(f"--storage {_shown(url)}: its database driver is not installed; "
+                        "pip install 'orch[server]' (psycopg)") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise UserError(f"--storage {_shown(url)}: cannot open the study storage: {reason}") from None
     if url.startswith("sqlite:"):
         _serialize_transactions(rdb.engine)
     return rdb
+
+
+def check_storage(url: str, create: bool = True) -> None:
+    """A one-line error for a storage URL that cannot work, before anything touches it."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+        parsed.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
+        raise UserError(f"--storage {_shown(url)}: unsupported database {url.split(':')[0]!r} "
+                        "(expected sqlite or postgresql)") from None
+    except sqlalchemy.exc.ArgumentError:
+        raise UserError(f"--storage {url}: not a database URL (expected sqlite:///PATH/optuna.db "
+                        "or postgresql://USER@HOST/DB)") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser()
+        if not create and not path.is_file():
+            raise MissingStorage(f"--storage {url}: no study storage at {path}")
+        if not path.parent.is_dir():
+            raise UserError(f"--storage {url}: folder {path.parent} does not exist")
+
+
+def _shown(url: str) -> str:
+    """The URL with its password masked, as it may be printed."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
 
 
 def _serialize_transactions(engine) -> None:
@@ -112,8 +154,8 @@ class Study:
     def existing(cls, name: str, url: str) -> "Study":
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         try:
-            return cls(optuna.load_study(study_name=name, storage=storage(url)))
-        except KeyError:
+            return cls(optuna.load_study(study_name=name, storage=storage(url, create=False)))
+        except (KeyError, MissingStorage):
             raise UserError(f"--study {name}: no such study in {url}") from None
 
     def space(self) -> dict[str, dict] | None:

@@ -3,7 +3,7 @@ fast.ai lesson's progression as a task plugin, registered through the ``orch`` e
 
 from __future__ import annotations
 
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl, split_metrics
 
 HUMAN = HumanBaseline(
     error=1.3,
@@ -28,6 +28,9 @@ def build_task() -> Task:
         description="Character-level language models (char3 -> charloop -> RNN -> stateful -> LSTM/GRU), text generation",
         params_model=CharRNNParams,
         metric="bpc",
+        metrics=(*split_metrics("acc", "loss", "ppl"), *split_metrics("acc", "bpc", "loss", "ppl", prefix="*."),
+                 "chars_per_s", "*.chars_per_s", "train_seconds", "*.train_seconds", "params", "ref_*_bpc", "n_*",
+                 "vocab_size"),
         human=HUMAN,
         stages=(
             Stage("prepare", stages.prepare, ("data", "max_chars", "valid_pct", "train_dev_pct", "block", "bs"),

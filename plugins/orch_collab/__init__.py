@@ -5,7 +5,7 @@ Registered through the ``orch`` entry-point group like any third-party plugin.
 
 from __future__ import annotations
 
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl, split_metrics
 
 HUMAN = HumanBaseline(
     error=0.557,
@@ -27,6 +27,7 @@ def build_task() -> Task:
         description="Collaborative filtering on MovieLens: embedding dot product with biases",
         params_model=CollabParams,
         metric="rmse",
+        metrics=(*split_metrics("loss"), "train_seconds", "predict_ms_per_1k", "n_*"),
         human=HUMAN,
         stages=(
             Stage("prepare", stages.prepare, ("data", "valid_pct", "train_dev_pct"),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from orchestrator import hookimpl
-from orchestrator import Pruned
+from orchestrator import Pruned, UserError
 
 KEY = "mlflow"
 ARTIFACT_DIRS = {"model": "model", "plot": "plots", "table": "tables", "text": "samples",
@@ -37,10 +37,49 @@ def open_client(uri: str):
     return client
 
 
+SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(uri: str, source: str) -> None:
+    """A one-line error for a tracking URI MLflow cannot use, before any run starts."""
+    from urllib.parse import urlsplit
+
+    scheme = urlsplit(uri).scheme.split("+")[0]
+    if scheme and len(scheme) > 1 and scheme not in SCHEMES:  # one letter: a Windows drive
+        raise UserError(f"{source} {uri}: unsupported tracking store {scheme!r} "
+                        f"(expected a folder, sqlite:///PATH/mlflow.db or http://HOST:PORT)")
+    if scheme == "sqlite":
+        path = Path(uri[len("sqlite:///"):].split("?")[0])
+        if not path.parent.is_dir():
+            raise UserError(f"{source} {uri}: folder {path.parent} does not exist")
+
+
+def check_server(uri: str, source: str, timeout: float = 10.0) -> None:
+    """A tracking server that does not answer is a one-line error at once, where MLflow's client
+    would retry for about four minutes and end in a page of urllib3 text."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answers (a proxy in front of it may not route /health)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"{source} {uri}: no tracking server answers ({getattr(reason, 'strerror', None) or reason}); "
+                        "start it (mlflow server) or choose another store") from None
+
+
+def store_exists(uri: str) -> bool:
+    """False for a SQLite store not created yet: a lookup must not create one."""
+    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):].split("?")[0]).is_file()
+
+
 class MlflowTracker:
     def __init__(self) -> None:
         self.root = Path.cwd()
         self.uri: str | None = None
+        self.source = "tracking store"  # where the URI came from, for error messages
         self._client = None
         self._experiments: dict[str, str] = {}
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
@@ -54,6 +93,8 @@ class MlflowTracker:
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for errors
             for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sql_alchemy_store"):
                 logging.getLogger(name).setLevel(logging.WARNING)
+            if self.tracking_uri.startswith(("http://", "https://")):
+                check_server(self.tracking_uri, self.source)
             self._client = open_client(self.tracking_uri)
         return self._client
 
@@ -114,6 +155,9 @@ class MlflowTracker:
     def orch_configure(self, config) -> None:
         self.root = Path(config.root)
         self.uri = config.tracking_uri
+        self.source = ("--tracking-uri" if self.uri else
+                       "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "tracking store")
+        check_tracking_uri(self.tracking_uri, self.source)
         self._client = None
         self._experiments.clear()
 
@@ -230,6 +274,8 @@ class MlflowTracker:
     def orch_fetch_run(self, run_id: str):
         from mlflow.exceptions import MlflowException
 
+        if not store_exists(self.tracking_uri):
+            return None
         try:
             found = self.client.get_run(run_id)
         except MlflowException:

@@ -3,7 +3,7 @@ forest and KNN: the fast.ai lesson and Guo & Berkhahn's paper as a task plugin."
 
 from __future__ import annotations
 
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl, split_metrics
 
 HUMAN = HumanBaseline(
     error=0.10,
@@ -22,6 +22,8 @@ def build_task() -> Task:
         description="Rossmann sales: entity embeddings of categorical variables, fed to GBM, random forest and KNN",
         params_model=RossmannParams,
         metric="rmspe",
+        metrics=(*split_metrics("loss", "mape"), "test_rmspe", "test_mape", "*.val_rmspe", "*.val_mape",
+                 "train_seconds", "n_*", "val_start"),
         human=HUMAN,
         stages=(
             Stage("prepare", stages.prepare, ("data", "n_stores", "noise_sigma", "data_seed", "csv", "valid_weeks",

@@ -69,5 +69,5 @@ class RossmannParams(Params):
     @model_validator(mode="after")
     def _check(self) -> "RossmannParams":
         if len(self.dropouts) != len(self.layers):
-            raise ValueError(f"dropouts needs one value per layer ({len(self.layers)}), got {len(self.dropouts)}")
+            raise ValueError(f"dropouts needs one value per entry of layers ({len(self.layers)}), got {len(self.dropouts)}")
         return self

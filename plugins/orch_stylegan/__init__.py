@@ -4,7 +4,7 @@ entry-point group."""
 
 from __future__ import annotations
 
-from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl
+from orchestrator import Artifact, HumanBaseline, Plot, Stage, Task, hookimpl, split_metrics
 
 HUMAN = HumanBaseline(
     error=0.0,
@@ -24,6 +24,9 @@ def build_task() -> Task:
         description="StyleGAN: mapping network, AdaIN styles, noise, style mixing, truncation; FID/KID offline",
         params_model=StyleGANParams,
         metric="fid",
+        metrics=(*split_metrics("kid"), "untrained_val_fid", "untrained_val_kid", "val_fid_psi", "floor_fid",
+                 "floor_fid_dev", "floor_kid", "feature_val_acc", "feature_task_labels", "images_per_s", "kimg",
+                 "params_d", "params_g", "resumed_from_epoch", "train_seconds", "channels", "resolution", "n_*"),
         human=HUMAN,
         stages=(
             Stage("prepare", stages.prepare, ("data", "resolution", "channels", "fit", "max_images", "eval_images",

@@ -4,7 +4,7 @@ fine-tuning, then a classifier with gradual unfreezing, as a task plugin registe
 
 from __future__ import annotations
 
-from orchestrator import Artifact, HumanBaseline, Stage, Task, hookimpl
+from orchestrator import Artifact, HumanBaseline, Stage, Task, hookimpl, split_metrics
 
 HUMAN = HumanBaseline(
     error=0.05,
@@ -24,6 +24,9 @@ def build_task() -> Task:
         description="ULMFiT: AWD-LSTM LM pretraining, target LM fine-tuning, classifier with gradual unfreezing",
         params_model=ULMFiTParams,
         metric="error",
+        metrics=(*split_metrics("loss"), "*.train_error", "*.val_error", "*.seconds", "seconds", "epoch_seconds",
+                 "docs_per_s", "val_majority_error", "val_unk_rate", "vocab_coverage", "vocab_size", "n_*",
+                 "tokenize_tokens_per_s", "corpus_*", "pretrain_*", "finetune_*"),
         human=HUMAN,
         stages=(
             Stage("prepare", stages.prepare, ("data", "valid_pct", "train_dev_pct", "processes", "max_vocab",
