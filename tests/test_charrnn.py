@@ -163,6 +163,13 @@ def test_bad_text_files(tmp_path):
         data.read_text(str(tmp_path / "latin.txt"))
     with pytest.raises(UserError, match="missing.txt: text file not found"):
         data.read_text(str(tmp_path / "missing.txt"))
+    with pytest.raises(UserError, match=r"is a folder; charrnn.data takes one UTF-8 text file"):
+        data.read_text(str(tmp_path))
+
+
+def test_a_text_too_short_for_its_blocks_names_the_file_and_charrnn_block():
+    with pytest.raises(UserError, match=r"^play.txt: too short: 3 characters make 1 block\(s\) of charrnn.block=100"):
+        data.split(np.arange(3), 0.1, 0.1, block=100, seed=0, source="play.txt")
 
 
 def test_embedded_corpus():

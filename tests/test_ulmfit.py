@@ -195,9 +195,20 @@ def test_gradual_unfreezing_schedule():
 
 def test_csv_standard_with_classes(tmp_path):
     (tmp_path / "classes.txt").write_text("neg\npos\n")
-    (tmp_path / "train.csv").write_text('pos,"Loved it, truly"\nneg,Awful\n1,Fine\n')
+    (tmp_path / "train.csv").write_text('pos,"Loved it, truly"\nneg,Awful\n2,Fine\n')
     got = data.load_csv_folder(tmp_path)
     assert got.labels == [1, 0, 1] and got.docs[0] == ["Loved it, truly"]
+
+
+def test_csv_numbered_labels_are_one_based_as_in_the_standard_or_zero_based_with_a_zero(tmp_path):
+    (tmp_path / "classes.txt").write_text("World\nSports\nBusiness\n")
+    (tmp_path / "train.csv").write_text("3,a\n1,b\n2,c\n")  # AG News' numbering
+    assert data.load_csv_folder(tmp_path).labels == [2, 0, 1]
+    (tmp_path / "train.csv").write_text("2,a\n0,b\n1,c\n")
+    assert data.load_csv_folder(tmp_path).labels == [2, 0, 1]
+    (tmp_path / "train.csv").write_text("1,a\n4,b\n")
+    with pytest.raises(UserError, match=r"train.csv: line 2: label 4 is outside 1..3 \(numbered from 1: 3 classes"):
+        data.load_csv_folder(tmp_path)
 
 
 def test_csv_bad_inputs_are_named(tmp_path):

@@ -29,8 +29,10 @@ def read_text(source: str, max_chars: int | None = None) -> tuple[str, str]:
             text, name = fh.read(), "Shakespeare (embedded)"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder; charrnn.data takes one UTF-8 text file (or 'embedded')")
         if not path.is_file():
-            raise UserError(f"{path}: text file not found")
+            raise UserError(f"{path}: text file not found (charrnn.data)")
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -79,14 +81,16 @@ class Vocab:
         return cls(tuple(json.loads(path.read_text())["chars"]))
 
 
-def split(ids: np.ndarray, valid_pct: float, train_dev_pct: float, block: int, seed: int) -> dict[str, np.ndarray]:
+def split(ids: np.ndarray, valid_pct: float, train_dev_pct: float, block: int, seed: int,
+          source: str = "text") -> dict[str, np.ndarray]:
     n_val = int(len(ids) * valid_pct)
     head, val = ids[: len(ids) - n_val], ids[len(ids) - n_val:]
     blocks = [head[i:i + block] for i in range(0, len(head), block)]
     n_dev = max(1, int(round(len(blocks) * train_dev_pct)))
     if len(blocks) <= n_dev:
-        raise UserError(f"text too short: {len(ids)} characters make {len(blocks)} block(s) of {block}; "
-                        "lower block or use more text")
+        raise UserError(f"{source}: too short: {len(ids)} characters make {len(blocks)} block(s) of "
+                        f"charrnn.block={block}, and train-dev needs {n_dev} of them besides training; "
+                        "lower charrnn.block or use more text")
     held = set(np.random.default_rng(seed).choice(len(blocks), size=n_dev, replace=False).tolist())
     train = np.concatenate([b for i, b in enumerate(blocks) if i not in held])
     dev = np.concatenate([b for i, b in enumerate(blocks) if i in held])
@@ -98,7 +102,7 @@ def stream_batches(ids: np.ndarray, bs: int, bptt: int) -> Iterator[tuple[np.nda
     row j of each batch continues row j of the previous one (hidden state can be carried)."""
     n = (len(ids) - 1) // bs
     if n < 2:
-        raise UserError(f"text too short: {len(ids)} characters for {bs} streams; lower bs")
+        raise UserError(f"text too short: {len(ids)} characters for {bs} streams of at least 2; lower charrnn.bs")
     x = ids[: n * bs].reshape(bs, n)
     y = ids[1: n * bs + 1].reshape(bs, n)
     for start in range(0, n, bptt):

@@ -17,7 +17,7 @@ def prepare(ctx: StageContext) -> dict[str, float]:
     text, source = data.read_text(p.data, p.max_chars)
     vocab = data.Vocab.build(text)
     ids = vocab.encode(text)
-    parts = data.split(ids, p.valid_pct, p.train_dev_pct, p.block, p.seed)
+    parts = data.split(ids, p.valid_pct, p.train_dev_pct, p.block, p.seed, source)
     for name, part in parts.items():
         if (len(part) - 1) // p.bs < 2:  # fail before training, not in the middle of it
             raise UserError(f"{source}: the {name} split has {len(part)} characters, too few for bs={p.bs}; "

@@ -73,9 +73,10 @@ def read_classes(path: Path) -> list[str]:
 
 
 def read_csv(path: Path, classes: list[str]) -> tuple[list[list[str]], list[int]]:
-    """Rows of label, field 1, field 2...; the label is a class name or its index in classes.txt."""
+    """Rows of label, field 1, field 2...; the label is a class name or its number in classes.txt:
+    1-based as in the CSV standard (AG News, Yelp, DBpedia: 1..K), 0-based when a file has a 0."""
     index = {c: i for i, c in enumerate(classes)}
-    docs, labels = [], []
+    docs, raw = [], []
     try:
         with open(path, encoding="utf-8", newline="") as f:
             for n, row in enumerate(csv.reader(f), start=1):
@@ -84,12 +85,9 @@ def read_csv(path: Path, classes: list[str]) -> tuple[list[list[str]], list[int]
                 if len(row) < 2:
                     raise UserError(f"{path}: line {n}: expected label,text, found {len(row)} column")
                 label = row[0].strip()
-                if label in index:
-                    labels.append(index[label])
-                elif label.isdigit() and int(label) < len(classes):
-                    labels.append(int(label))
-                else:
+                if label not in index and not label.isdigit():
                     raise UserError(f"{path}: line {n}: label {label!r} is not in classes.txt ({', '.join(classes)})")
+                raw.append((n, label))
                 docs.append(row[1:])
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
@@ -97,6 +95,17 @@ def read_csv(path: Path, classes: list[str]) -> tuple[list[list[str]], list[int]
         raise UserError(f"{path}: not a readable CSV ({exc})") from None
     if not docs:
         raise UserError(f"{path}: no rows")
+    numbers = [int(label) for _, label in raw if label not in index]
+    first = 0 if numbers and min(numbers) == 0 else 1
+    labels = []
+    for n, label in raw:
+        if label in index:
+            labels.append(index[label])
+        elif first <= int(label) < first + len(classes):
+            labels.append(int(label) - first)
+        else:
+            raise UserError(f"{path}: line {n}: label {label} is outside {first}..{first + len(classes) - 1} "
+                            f"(numbered from {first}: {len(classes)} classes in classes.txt)")
     return docs, labels
 
 
