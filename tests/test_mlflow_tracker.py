@@ -119,3 +119,31 @@ def test_sweep_parent_is_found_again_on_resume(tracker, project):
     assert parent.data.params["data.path"] == "p" and parent.data.params["sweep.trials"] == "2"
     assert parent.data.params["space.lr"] == '{"high": 1.0, "low": 0.1}'
     assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["best_params.yaml"]
+
+
+def test_the_journal_keeps_writes_a_server_did_not_take_in_order_and_sends_them_later(tracker, project, monkeypatch):
+    from orch_mlflow.journal import Journal
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    run = new_run()
+    tracker.orch_run_start(run=run)
+    run_id = run.tracking["mlflow"]
+    with __import__("socket").socket() as s:  # a port nobody listens on: a server that is away
+        s.bind(("127.0.0.1", 0))
+        away = MlflowClient(tracking_uri=f"http://127.0.0.1:{s.getsockname()[1]}")
+    journal, outages = Journal(project / ".orch" / "journal"), []
+    (project / "w.json").write_text("{}")
+    journal.send(away, run_id, "log_batch", outages.append, metrics=[["loss", 0.5, 1000, 0]])
+    journal.send(away, run_id, "log_artifact", outages.append, local=str(project / "w.json"), artifact_path="model")
+    (project / "w.json").unlink()  # the run's folder is gone by the time the server answers: a copy was kept
+    journal.send(tracker.client, run_id, "log_batch", outages.append, metrics=[["loss", 0.25, 2000, 1]])  # queued behind
+    assert len(outages) == 1 and journal.count(run_id) == 3
+    with open(journal.file(run_id), "a") as fh:
+        fh.write('{"op": "set_tag", "ar')  # a kill while appending: never acknowledged, skipped
+    with pytest.raises(Exception, match="no-such-run not found"):  # refused by the store: not an outage
+        journal.send(tracker.client, "no-such-run", "set_tag", outages.append, key="a", value="b")
+    assert journal.replay(tracker.client, run_id, force=True) == 3 and not journal.pending(run_id)
+    history = tracker.client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value, m.timestamp) for m in history] == [(0, 0.5, 1000), (1, 0.25, 2000)]
+    assert [a.path for a in tracker.client.list_artifacts(run_id, "model")] == ["model/w.json"]
+    assert list(journal.folder.iterdir()) == [journal.folder / ".lock"]

@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+import click
+
+from orch_mlflow.journal import Journal, is_outage
 from orchestrator import hookimpl
 from orchestrator import Pruned, UserError
 
@@ -37,6 +40,9 @@ def open_client(uri: str):
     return client
 
 
+JOURNAL = Path(".orch") / "journal"  # under the project root
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
@@ -83,6 +89,8 @@ class MlflowTracker:
         self._client = None
         self._experiments: dict[str, str] = {}
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
+        self.journal = Journal(self.root / JOURNAL)
+        self._away = False  # the server did not answer the last write
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -91,6 +99,10 @@ class MlflowTracker:
         if self._client is None:
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # runs stay offline and private
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for errors
+            # a server that is away costs seconds, not MLflow's default four minutes of retries per
+            # write: the journal keeps what it did not take, and training goes on
+            for name, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
             for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sql_alchemy_store"):
                 logging.getLogger(name).setLevel(logging.WARNING)
             if self.tracking_uri.startswith(("http://", "https://")):
@@ -125,31 +137,58 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        batch = [[k, float(v), now, step] for k, v in metrics.items() if v is not None]
         if batch:
-            self.client.log_batch(run_id, metrics=batch)
+            self._send(run_id, "log_batch", metrics=batch)
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in params.items()]
+        items = [[k, str(v)[:PARAM_LIMIT]] for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params a batch
-            self.client.log_batch(run_id, params=items[i:i + 100])
+            self._send(run_id, "log_batch", params=items[i:i + 100])
 
     def _close(self, run_id: str, status: str, reason: str) -> None:
         """End a run that did not finish, with why in the tag ``orch.error``."""
         try:
-            self.client.set_tag(run_id, "orch.error", reason[:5000])
+            self._send(run_id, "set_tag", key="orch.error", value=reason[:5000])
         finally:
-            self.client.set_terminated(run_id, status)
+            self._end(run_id, status)
+
+    def _end(self, run_id: str, status: str) -> None:
+        self._send(run_id, "set_terminated", status=status, end_time=int(time.time() * 1000))
+        if self.journal.pending(run_id):
+            click.echo(f"orch: the tracking server has not answered: {self.journal.count(run_id)} write(s) of run "
+                       f"{run_id} wait in {self.journal.folder}; the next orch command sends them, or `orch sync`",
+                       err=True)
+
+    def _send(self, run_id: str, op: str, **args) -> None:
+        """One write to the run, through the journal when the server is away (see ``journal``)."""
+        waiting = self.journal.pending(run_id)
+        self.journal.send(self.client, run_id, op, self._went_away, **args)
+        if waiting and not self.journal.pending(run_id):
+            self._away = False
+            click.echo(f"orch: the tracking server is back: the writes kept for run {run_id} are sent", err=True)
+
+    def _went_away(self, exc: BaseException) -> None:
+        if not self._away:
+            self._away = True
+            click.echo(f"orch: the tracking server {self.tracking_uri} did not answer; training goes on and the "
+                       f"run's writes are kept in {self.journal.folder} until it does", err=True)
+
+    def replay_all(self, force: bool = False) -> dict[str, int]:
+        """Send every run's kept writes (this process's and those of runs that ended or died):
+        run id -> writes still waiting."""
+        for run_id in self.journal.runs():
+            self.journal.replay(self.client, run_id, self._went_away, force=force)
+        return {run_id: self.journal.count(run_id) for run_id in self.journal.runs()}
 
     # -- hooks ------------------------------------------------------------------------------------
 
     @hookimpl
     def orch_register_commands(self, cli) -> None:
-        from orch_mlflow.commands import ui_command
+        from orch_mlflow.commands import sync_command, ui_command
 
         cli.add_command(ui_command)
+        cli.add_command(sync_command)
 
     @hookimpl
     def orch_configure(self, config) -> None:
@@ -160,13 +199,15 @@ class MlflowTracker:
         check_tracking_uri(self.tracking_uri, self.source)
         self._client = None
         self._experiments.clear()
+        self.journal = Journal(self.root / JOURNAL)
 
     @hookimpl
     def orch_run_start(self, run) -> None:
+        self.replay_all()  # what earlier runs kept while the server was away goes first
         if KEY in run.resume:
             run_id = run.resume[KEY]
-            self.client.update_run(run_id, status="RUNNING")
-            self.client.set_tag(run_id, "orch.dvc_stage", run.tags.get("orch.dvc_stage", ""))
+            self._send(run_id, "update_run", status="RUNNING")
+            self._send(run_id, "set_tag", key="orch.dvc_stage", value=run.tags.get("orch.dvc_stage", ""))
         else:
             tags = dict(run.tags)
             tags["mlflow.source.git.commit"] = run.tags.get("orch.git_commit", "")
@@ -186,7 +227,7 @@ class MlflowTracker:
     @hookimpl
     def orch_artifact(self, run, path: Path, kind: str) -> None:
         if KEY in run.tracking:
-            self.client.log_artifact(run.tracking[KEY], str(path), ARTIFACT_DIRS.get(kind, kind))
+            self._send(run.tracking[KEY], "log_artifact", local=str(path), artifact_path=ARTIFACT_DIRS.get(kind, kind))
 
     @hookimpl
     def orch_report_built(self, run, report, files) -> None:
@@ -195,9 +236,9 @@ class MlflowTracker:
         run_id = run.tracking[KEY]
         self._log_metrics(run_id, {"human_error": report.human_error, **report.gaps},
                           step=self._last_step.get(run_id, 0))
-        self.client.set_tag(run_id, "orch.diagnosis", report.diagnosis)
+        self._send(run_id, "set_tag", key="orch.diagnosis", value=report.diagnosis)
         for path in files:
-            self.client.log_artifact(run_id, str(path), "report")
+            self._send(run_id, "log_artifact", local=str(path), artifact_path="report")
 
     @hookimpl
     def orch_run_end(self, run, metrics) -> None:
@@ -206,7 +247,7 @@ class MlflowTracker:
             finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
             # final figures at the last epoch's step, so "latest value" in the UI is the final one
             self._log_metrics(run_id, finite, step=self._last_step.pop(run_id, 0))
-            self.client.set_terminated(run_id, "FINISHED")
+            self._end(run_id, "FINISHED")
 
     @hookimpl
     def orch_run_error(self, run, error: BaseException) -> None:
@@ -225,15 +266,20 @@ class MlflowTracker:
 
         if KEY not in tracking:
             return
+        run_id = tracking[KEY]
+        self.journal.replay(self.client, run_id, self._went_away, force=True)  # what it kept, first
         try:
-            found = self.client.get_run(tracking[KEY])
-        except MlflowException:  # deleted since, or another store
-            return
+            found = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if is_outage(exc) and self.journal.pending(run_id):  # closed when the server answers
+                self._close(run_id, "KILLED", reason)
+            return  # deleted since, or another store
         if found.info.status == "RUNNING":
-            self._close(found.info.run_id, "KILLED", reason)
+            self._close(run_id, "KILLED", reason)
 
     @hookimpl
     def orch_sweep_start(self, sweep) -> None:
+        self.replay_all()
         exp = self.experiment_id(sweep.task)
         found = self.client.search_runs(
             [exp], filter_string=f"tags.`orch.study` = '{sweep.study}' and tags.`orch.role` = 'sweep'",
@@ -252,7 +298,7 @@ class MlflowTracker:
     @hookimpl
     def orch_trial_end(self, sweep, result, run) -> None:
         if run is not None and KEY in run.tracking:
-            self.client.set_tag(run.tracking[KEY], "orch.trial_state", result.state)
+            self._send(run.tracking[KEY], "set_tag", key="orch.trial_state", value=result.state)
 
     @hookimpl
     def orch_sweep_end(self, sweep, best, files) -> None:
@@ -262,13 +308,11 @@ class MlflowTracker:
         if best is not None:
             self._log_metrics(run_id, {f"best_{sweep.metric}": best.value})
             # tags, not params: a resumed sweep may find a better trial, and MLflow params are final
-            from mlflow.entities import RunTag
-
             tags = {"orch.best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}}
-            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            self._send(run_id, "log_batch", tags=[[k, v] for k, v in tags.items()])
         for path in files:
-            self.client.log_artifact(run_id, str(path))
-        self.client.set_terminated(run_id, "FINISHED")
+            self._send(run_id, "log_artifact", local=str(path), artifact_path=None)
+        self._end(run_id, "FINISHED")
 
     @hookimpl
     def orch_fetch_run(self, run_id: str):
