@@ -32,6 +32,7 @@ Inside a stage
 For trackers (lifecycle hooks)
     ``RunInfo``, ``SweepInfo``, ``OrchConfig``, ``FetchedRun``, ``TrialResult``, ``BiasVarianceReport``
     ``Pruned``              raised inside a trial that the pruner stopped
+    ``masked``              a URL with its password as *** (for tags and printed lines)
 
 For commands (``orch_register_commands``, ``Task.commands``)
     ``Project``             the project folder: ``Project.find()``, its params file and outputs
@@ -49,7 +50,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Task": "task", "Stage": "task", "Artifact": "task", "HumanBaseline": "task", "Plot": "task",
     "SPLITS": "task", "split_metrics": "task", "RunInfo": "task", "SweepInfo": "task", "OrchConfig": "task", "FetchedRun": "task",
-    "TrialResult": "task",
+    "TrialResult": "task", "masked": "task",
     "Params": "params",
     "StageContext": "context",
     "load_model": "checkpoint", "load_state": "checkpoint", "read_config": "checkpoint",

@@ -136,6 +136,20 @@ class OrchConfig:
     tracking_uri: str | None = None
 
 
+def masked(url: str) -> str:
+    """A storage or tracking URL as it may be printed or stored in a tag: its password as ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if not parts.password:
+            return url
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:  # not a URL (an invalid port): shown as given, it carries no password field
+        return url
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 @dataclass
 class SweepInfo:
     """A sweep's settings, resolved once (task defaults < params.yaml < the CLI) and handed to the

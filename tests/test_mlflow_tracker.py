@@ -95,7 +95,7 @@ def test_a_lost_run_is_closed_only_if_still_running(tracker):
 
 def test_sweep_parent_is_found_again_on_resume(tracker, project):
     def sweep():
-        return SweepInfo(task="t", study="s", storage="x", metric="val_rmse", n_trials=2,
+        return SweepInfo(task="t", study="s", storage="postgresql://me:secret@db:5432/optuna", metric="val_rmse", n_trials=2,
                          params={"lr": 1, "data": {"path": "p"}}, space={"lr": {"low": 0.1, "high": 1.0}})
 
     first = sweep()
@@ -119,6 +119,7 @@ def test_sweep_parent_is_found_again_on_resume(tracker, project):
     assert parent.data.params["data.path"] == "p" and parent.data.params["sweep.trials"] == "2"
     assert parent.data.params["space.lr"] == '{"high": 1.0, "low": 0.1}'
     assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["best_params.yaml"]
+    assert parent.data.tags["orch.storage"] == "postgresql://me:***@db:5432/optuna"  # no password in a tag
 
 
 def test_the_journal_keeps_writes_a_server_did_not_take_in_order_and_sends_them_later(tracker, project, monkeypatch):

@@ -101,7 +101,9 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
     out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.study
     best = run_sweep(pm, reg, project, plan, jobs=config.jobs, out_dir=out, tracking_uri=ctx.obj["tracking_uri"],
                      quiet=ctx.obj["quiet"])
-    click.echo(f"study {plan.study} ({plan.storage})")
+    from orchestrator.task import masked
+
+    click.echo(f"study {plan.study} ({masked(plan.storage)})")
     if best is None:
         raise RunFailed("no trial completed within the constraints; see " + str(out / "trials.md"))
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from orchestrator import interrupt
 from orchestrator.errors import UserError
 from orchestrator.space import values_from_optuna
-from orchestrator.task import SweepInfo, TrialResult
+from orchestrator.task import SweepInfo, TrialResult, masked
 
 RESULT = "result"  # the user attribute that holds a finished trial's TrialResult fields
 RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run again
@@ -47,11 +47,11 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
             rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
                                              grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
     except ImportError:  # Optuna's own, without the module's name
-        raise UserError(f"--storage {_shown(url)}: its database driver is not installed; "
+        raise UserError(f"--storage {masked(url)}: its database driver is not installed; "
                         "pip install 'orch[server]' (psycopg)") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise UserError(f"--storage {_shown(url)}: cannot open the study storage: {reason}") from None
+        raise UserError(f"--storage {masked(url)}: cannot open the study storage: {reason}") from None
     if url.startswith("sqlite:"):
         _serialize_transactions(rdb.engine)
     return rdb
@@ -63,7 +63,7 @@ def check_storage(url: str, create: bool = True) -> None:
         parsed = sqlalchemy.engine.make_url(url)
         parsed.get_dialect()
     except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
-        raise UserError(f"--storage {_shown(url)}: unsupported database {url.split(':')[0]!r} "
+        raise UserError(f"--storage {masked(url)}: unsupported database {url.split(':')[0]!r} "
                         "(expected sqlite or postgresql)") from None
     except sqlalchemy.exc.ArgumentError:
         raise UserError(f"--storage {url}: not a database URL (expected sqlite:///PATH/optuna.db "
@@ -74,14 +74,6 @@ def check_storage(url: str, create: bool = True) -> None:
             raise MissingStorage(f"--storage {url}: no study storage at {path}")
         if not path.parent.is_dir():
             raise UserError(f"--storage {url}: folder {path.parent} does not exist")
-
-
-def _shown(url: str) -> str:
-    """The URL with its password masked, as it may be printed."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
 
 
 def _serialize_transactions(engine) -> None:

@@ -14,7 +14,7 @@ import click
 
 from orch_mlflow.journal import Journal, is_outage
 from orchestrator import hookimpl
-from orchestrator import Pruned, UserError
+from orchestrator import Pruned, UserError, masked
 
 KEY = "mlflow"
 ARTIFACT_DIRS = {"model": "model", "plot": "plots", "table": "tables", "text": "samples",
@@ -290,7 +290,7 @@ class MlflowTracker:
             self.client.update_run(run_id, status="RUNNING")
         else:
             tags = {"orch.study": sweep.study, "orch.role": "sweep", "orch.task": sweep.task,
-                    "orch.sampler": sweep.sampler, "orch.storage": sweep.storage}
+                    "orch.sampler": sweep.sampler, "orch.storage": masked(sweep.storage)}
             run_id = self.client.create_run(exp, tags=tags, run_name=f"sweep-{sweep.study}").info.run_id
             self._log_params(run_id, sweep.as_params())
         sweep.tracking[KEY] = run_id
