@@ -33,6 +33,7 @@ For trackers (lifecycle hooks)
     ``RunInfo``, ``SweepInfo``, ``OrchConfig``, ``FetchedRun``, ``TrialResult``, ``BiasVarianceReport``
     ``Pruned``              raised inside a trial that the pruner stopped
     ``masked``              a URL with its password as *** (for tags and printed lines)
+    ``Finding``             one line of ``orch doctor`` (``orch_doctor``): ok, fixed or problem
 
 For commands (``orch_register_commands``, ``Task.commands``)
     ``Project``             the project folder: ``Project.find()``, its params file and outputs
@@ -50,7 +51,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Task": "task", "Stage": "task", "Artifact": "task", "HumanBaseline": "task", "Plot": "task",
     "SPLITS": "task", "split_metrics": "task", "RunInfo": "task", "SweepInfo": "task", "OrchConfig": "task", "FetchedRun": "task",
-    "TrialResult": "task", "masked": "task",
+    "TrialResult": "task", "masked": "task", "Finding": "task",
     "Params": "params",
     "StageContext": "context",
     "load_model": "checkpoint", "load_state": "checkpoint", "read_config": "checkpoint",

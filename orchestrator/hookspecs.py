@@ -20,7 +20,7 @@ hookimpl = pluggy.HookimplMarker(NAME)
 
 if TYPE_CHECKING:
     from orchestrator.report import BiasVarianceReport
-    from orchestrator.task import FetchedRun, OrchConfig, RunInfo, SweepInfo, Task, TrialResult
+    from orchestrator.task import FetchedRun, Finding, OrchConfig, RunInfo, SweepInfo, Task, TrialResult
 
 
 
@@ -98,6 +98,17 @@ def orch_run_lost(task: str, name: str, tracking: Mapping[str, str], reason: str
     Called by a later ``orch`` command on the same machine, or by the sweep whose worker died.
     Receives the task, the run's name, the ``run.tracking`` ids its trackers recorded, and the
     reason; a tracker closes that run as killed if it is still open. Returns nothing.
+    """
+
+
+@hookspec
+def orch_doctor(root: Path) -> list[Finding]:
+    """``orch doctor`` checks the project at ``root``.
+
+    A plugin checks what it owns (a tracker: its store is reachable, nothing waits to be sent) and
+    repairs what is safe to repair, returning one ``Finding`` per check: ``Finding("ok", ...)``,
+    ``Finding("fixed", ...)`` for a repair made, ``Finding("problem", ..., hint)`` for one left.
+    Returns a list (empty: nothing to say).
     """
 
 

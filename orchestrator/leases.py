@@ -80,6 +80,19 @@ def collect_lost(scratch: Path) -> list[Lease]:
             path.unlink()
         except FileNotFoundError:  # another orch command took it
             continue
-        if tuple(sorted(lease.tracking.items())) not in held:
+        if not lease.tracking or tuple(sorted(lease.tracking.items())) not in held:
             lost.append(lease)
     return lost
+
+
+def live_folders(scratch: Path) -> set[str]:
+    """The scratch folders that leases of live processes name."""
+    folders = set()
+    for path in (scratch / FOLDER).glob("*.json"):
+        try:
+            lease = Lease(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if lease.folder and lease.holder_alive():
+            folders.add(lease.folder)
+    return folders

@@ -136,6 +136,15 @@ class OrchConfig:
     tracking_uri: str | None = None
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One line of ``orch doctor``: ``level`` ok, fixed (a repair made) or problem (``hint``: what to do)."""
+
+    level: Literal["ok", "fixed", "problem"]
+    what: str
+    hint: str = ""
+
+
 def masked(url: str) -> str:
     """A storage or tracking URL as it may be printed or stored in a tag: its password as ***."""
     from urllib.parse import urlsplit, urlunsplit

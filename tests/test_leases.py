@@ -53,3 +53,12 @@ def test_foreign_files_are_left_alone(tmp_path):
     (tmp_path / leases.FOLDER).mkdir()
     (tmp_path / leases.FOLDER / "notes.json").write_text(json.dumps({"hello": 1}))
     assert leases.collect_lost(tmp_path) == []
+
+
+def test_a_dead_trial_lease_without_a_run_is_lost_even_beside_a_live_one(tmp_path):
+    """A trial is leased before its run opens (no tracking ids yet): a live trial's lease does not
+    hide a dead one's."""
+    live = leases.hold(tmp_path, Lease("toy", "trial-1", {}, study="s", trial=1))
+    dead = replace(Lease("toy", "trial-0", {}, study="s", trial=0), pid=dead_pid())
+    leases.hold(tmp_path, dead)
+    assert leases.collect_lost(tmp_path) == [dead] and live.exists()

@@ -148,3 +148,17 @@ def test_the_journal_keeps_writes_a_server_did_not_take_in_order_and_sends_them_
     assert [(m.step, m.value, m.timestamp) for m in history] == [(0, 0.5, 1000), (1, 0.25, 2000)]
     assert [a.path for a in tracker.client.list_artifacts(run_id, "model")] == ["model/w.json"]
     assert list(journal.folder.iterdir()) == [journal.folder / ".lock"]
+
+
+def test_orch_doctor_checks_the_store_and_sends_what_the_journal_kept(tracker, project, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    run = new_run()
+    tracker.orch_run_start(run=run)
+    run_id = run.tracking["mlflow"]
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        away = MlflowClient(tracking_uri=f"http://127.0.0.1:{s.getsockname()[1]}")
+    tracker.journal.send(away, run_id, "set_tag", lambda exc: None, key="kept", value="yes")
+    found = tracker.orch_doctor(root=project)
+    assert [(f.level, f.what.split(" ")[0]) for f in found] == [("ok", "tracking"), ("fixed", "1")]
+    assert tracker.client.get_run(run_id).data.tags["kept"] == "yes" and tracker.journal.runs() == []

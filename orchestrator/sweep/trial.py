@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel
 
+from orchestrator import leases
 from orchestrator.errors import Pruned, UserError
 from orchestrator.hookspecs import hookimpl
 from orchestrator.manager import OrchPluginManager
@@ -70,13 +71,23 @@ class TrialRunner:
         self.setup = setup_dirs(project, reg, sweep)
 
     def __call__(self, trial: Any) -> TrialResult:
+        # leased from its first moment, before its run opens: a worker killed while it samples, or
+        # while its tracker creates the run, leaves a trial the next sweep fails and queues again
+        folder = sweep_folder(self.project, self.sweep) / f"trial-{trial.number}"
+        lease = leases.hold(self.project.scratch, leases.Lease(self.sweep.task, f"trial-{trial.number}", {},
+                                                               self.sweep.study, trial.number, str(folder)))
+        try:
+            return self._run(trial, folder)
+        finally:
+            leases.release(lease)
+
+    def _run(self, trial: Any, folder: Path) -> TrialResult:
         values = sample(self.specs, trial)
         self.pm.hook.orch_trial_start(sweep=self.sweep, trial=trial.number, params=values)
         try:
             params = self._with_values(values)
         except UserError as exc:  # a range beyond what the params model accepts
             return self._ended(TrialResult(number=trial.number, state="FAIL", params=values, reason=str(exc)), None)
-        folder = sweep_folder(self.project, self.sweep) / f"trial-{trial.number}"
         dirs = {**self.setup, **{s.name: folder / s.name for s in self.stages}}
         run = make_run_info(self.reg, params, self.project, mode="sweep", sweep=self.sweep, trial=trial.number)
         pruner = TrialPruner(trial, self.sweep.metric, run.name)

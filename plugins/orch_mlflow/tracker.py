@@ -315,6 +315,28 @@ class MlflowTracker:
         self._end(run_id, "FINISHED")
 
     @hookimpl
+    def orch_doctor(self, root: Path) -> list:
+        from orchestrator import Finding
+
+        uri = masked(self.tracking_uri)
+        try:
+            if not store_exists(self.tracking_uri):
+                return [Finding("ok", f"tracking store {uri}: not created yet (the first run creates it)")]
+            self.client.search_experiments(max_results=1)
+        except UserError as exc:
+            waiting = sum(self.journal.count(r) for r in self.journal.runs())
+            return [Finding("problem", f"{exc}" + (f"; {waiting} write(s) wait in {self.journal.folder}" if waiting
+                                                    else ""), "start the tracking server, then `orch sync`")]
+        found = [Finding("ok", f"tracking store {uri} answers")]
+        before = sum(self.journal.count(r) for r in self.journal.runs())
+        if before:
+            left = sum(self.replay_all(force=True).values())
+            found.append(Finding("fixed", f"{before - left} write(s) kept during a tracking outage sent")
+                         if not left else Finding("problem", f"{left} write(s) still wait in {self.journal.folder}",
+                                                  "`orch sync` when the server answers"))
+        return found
+
+    @hookimpl
     def orch_fetch_run(self, run_id: str):
         from mlflow.exceptions import MlflowException
 
