@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+RUN_FILE = "run.json"
+# what the host writes beside a stage's outputs: summaries of a run (with its timings), not its data
+BOOKKEEPING = (METRICS_FILE, HISTORY_FILE, RUN_FILE)
 
 
 def read_metrics(dirs: Mapping[str, Path], stages: Iterable[str]) -> dict[str, float]:
@@ -177,9 +180,10 @@ class StageContext:
         for path in stage_files(self.spec):  # edited training code does not resume an old checkpoint
             if path.suffix == ".py" and HOST not in path.parents:
                 digest.update(path.read_bytes())
-        for stage in self.spec.inputs:
-            for path in sorted(p for p in self.dirs[stage].rglob("*") if p.is_file()):
-                digest.update(str(path.relative_to(self.dirs[stage])).encode())
+        for stage in self.spec.inputs:  # their data, not their bookkeeping: a rerun's timings differ
+            folder = self.dirs[stage]
+            for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _bookkeeping(p, folder)):
+                digest.update(str(path.relative_to(folder)).encode())
                 with open(path, "rb") as f:
                     while block := f.read(1 << 20):
                         digest.update(block)
@@ -251,6 +255,10 @@ class StageContext:
         if self.run is not None:
             self.hook.orch_report_built(run=self.run, report=built, files=files)
         return built
+
+
+def _bookkeeping(path: Path, folder: Path) -> bool:
+    return path.parent == folder and path.name in BOOKKEEPING
 
 
 def _checked(iterable: Iterable) -> Iterator:

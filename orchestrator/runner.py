@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 from pydantic import BaseModel
 
 from orchestrator import leases
-from orchestrator.context import HISTORY_FILE, METRICS_FILE, StageContext
+from orchestrator.context import HISTORY_FILE, METRICS_FILE, RUN_FILE, StageContext
 from orchestrator.device import seed_everything
 from orchestrator.errors import UserError
 from orchestrator.manager import OrchPluginManager
@@ -30,7 +30,6 @@ from orchestrator.registry import RegisteredTask
 from orchestrator.stage_params import SEED, StageParams, declared_keys
 from orchestrator.task import RunInfo, Stage, SweepInfo
 
-RUN_FILE = "run.json"
 PARAMS_FILE = "params.yaml"
 
 

@@ -201,3 +201,25 @@ def test_restart_ignores_and_removes_an_earlier_checkpoint(toy):
     assert ctx(False).restore() == {"epoch": 3}
     assert ctx(True).restore() is None  # --restart
     assert ctx(False).restore() is None  # removed: a later run without it starts over too
+
+
+def test_a_checkpoint_is_keyed_by_its_inputs_data_not_by_their_metrics_and_timings(toy):
+    """A rerun rewrites the input stages: their metrics.json (tokens per second...) differ, their data
+    do not. Keyed by the metrics, ULMFiT's language models never resumed after a kill."""
+    pm, reg, _, project = toy
+    stage = reg.task.stage("train")
+    view = StageParams(params(reg), declared_keys(stage.params, reg.task.params_model), "toy.train")
+    dirs = {s.name: project.root / "work" / s.name for s in reg.task.stages}
+    dirs["prepare"].mkdir(parents=True)
+    (dirs["prepare"] / "data.json").write_text("[1, 2]")
+
+    def key() -> Path:
+        return StageContext(reg.task, stage, view, pm.hook, dirs, project.scratch, None, True, False).checkpoint_path()
+
+    (dirs["prepare"] / "metrics.json").write_text('{"seconds": 1.5}')
+    first = key()
+    (dirs["prepare"] / "metrics.json").write_text('{"seconds": 1.7}')
+    (dirs["prepare"] / "history.csv").write_text("epoch,seconds\n0,1.7\n")
+    assert key() == first
+    (dirs["prepare"] / "data.json").write_text("[1, 3]")
+    assert key() != first

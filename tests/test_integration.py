@@ -258,7 +258,7 @@ def spawned_workers(pid: int) -> list[int]:
     return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_trials(project, toy_site):
+def test_a_killed_worker_costs_only_its_trial_a_new_worker_retries_it_and_the_sweep_finishes(project, toy_site):
     params = {"toy": {"epochs": 4, "epoch_seconds": 0.3,
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
@@ -279,29 +279,34 @@ def test_a_killed_worker_fails_the_sweep_by_name_and_the_other_finishes_its_tria
     os.kill(workers[0], signal.SIGKILL)  # what the OOM killer does
     proc.wait(timeout=180)
     err = lines.rest()
-    assert proc.returncode == 1
-    assert err.strip().splitlines()[-1].startswith("orch: error: run failed: worker ")
-    assert "was killed (SIGKILL); run the same command again" in err and "Traceback" not in err
-    results = Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()
-    assert sum(r.state == "COMPLETE" for r in results) == 3  # the healthy worker ran its whole share
-    [lost] = [r for r in results if r.state == "LOST"]  # failed in Optuna, not left RUNNING
+    assert proc.returncode == 0, err
+    assert re.search(r"\[sweep\] worker \d was killed \(SIGKILL\): its trial is queued again; worker 3 takes its "
+                     r"place", err) and "Traceback" not in err
+    storage = f"sqlite:///{project / 'optuna.db'}"
+    results = Study.existing("k", storage).results()
+    states = [(r.number, r.state, r.retried_as) for r in results]
+    # workers that check the budget at the same moment may each start one more trial
+    assert 6 <= sum(r.state == "COMPLETE" for r in results) <= 7 and sum(r.counted for r in results) <= 7, states
+    lost = [r for r in results if r.state == "LOST"]  # failed in Optuna, not left RUNNING
+    assert len(lost) == 1, states
+    [lost] = lost
     assert lost.reason == "worker lost"
+    study = optuna.load_study(study_name="k", storage=storage)
+    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == lost.number]
+    assert len(retries) == 1, states
+    [retry] = retries
+    assert retry.state.name == "COMPLETE" and retry.params == study.trials[lost.number].params, states
     runs = runs_of(client, "toy")
     [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
     assert parent.info.status == "FINISHED"
-    [killed] = [r for r in runs if r.data.tags.get("orch.trial") == str(lost.number)]
-    assert killed.info.status == "KILLED" and killed.data.tags["orch.error"].startswith("lost: its process ")
+    killed = [r for r in runs if r.data.tags.get("orch.trial") == str(lost.number)]
+    assert [r.info.status for r in killed] in ([], ["KILLED"]), states  # killed before or after its run opened
+    assert all(r.data.tags["orch.error"].startswith("lost: its process ") for r in killed)
     assert "RUNNING" not in {r.info.status for r in runs}
     assert list((project / ".orch" / "sweeps" / "k").glob("trial-*")) == []  # its folder removed too
-
-    out = orch("-q", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2", cwd=project)
-    assert out.returncode == 0, out.stderr
-    study = optuna.load_study(study_name="k", storage=f"sqlite:///{project / 'optuna.db'}")
-    [retry] = [t for t in study.trials if t.user_attrs.get("retry_of") == lost.number]
-    assert retry.state.name == "COMPLETE" and retry.params == study.trials[lost.number].params
+    assert list((project / ".orch" / "leases").iterdir()) == []
     table = (project / "sweeps" / "k" / "trials.md").read_text()
     assert f"| {lost.number} | LOST (retried as {retry.number}) |" in table
-    assert sum(r.counted for r in Study.existing("k", f"sqlite:///{project / 'optuna.db'}").results()) == 6
 
 
 def test_refine_narrows_the_space_in_a_new_study(project, toy_site):

@@ -45,11 +45,15 @@ def run_sweep(
         print(f"[sweep] study {sweep.study}: {done} trial(s) done, {remaining} to run, {jobs} job(s)", file=sys.stderr)
     config = OrchConfig(project.root, tracking_uri)
     stopped: BaseException | None = None
+    def worker_lost() -> None:  # fail the dead worker's trial and queue it again, for its replacement
+        study.fail_lost(_lost_trials(pm, project, sweep))
+        study.requeue(sweep.max_retries)
+
     try:
         if remaining and jobs <= 1:
-            run_worker(config, sweep, remaining, offset=done, quiet=quiet, pm=pm)
+            run_worker(config, sweep, offset=done, quiet=quiet, pm=pm)
         elif remaining:
-            run_processes(config, sweep, remaining, jobs, offset=done, quiet=quiet)
+            run_processes(config, sweep, min(jobs, remaining), offset=done, quiet=quiet, on_lost=worker_lost)
     except BaseException as exc:  # Ctrl-C, a lost worker, a bug: the parent run is closed all the same
         stopped = exc
     if jobs > 1:  # a worker killed by SIGKILL could not close its trial's run

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import signal
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -197,8 +198,13 @@ class Study:
                 _retry(self._study, t, max_retries)
         return len(self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
-    def optimize(self, run_trial: Callable[[Any], TrialResult], n_trials: int, timeout: float | None) -> None:
-        """Run ``n_trials`` trials; ``run_trial(optuna_trial)`` samples, runs and returns the result."""
+    def running(self) -> int:
+        return len(self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    def optimize(self, run_trial: Callable[[Any], TrialResult], budget: int, timeout: float | None) -> None:
+        """Run trials until the study holds ``budget`` counted trials, those other workers are
+        running included (the budget is the study's, however many workers share it), or until
+        ``timeout`` seconds have passed; ``run_trial(optuna_trial)`` samples, runs and returns."""
 
         def objective(trial: optuna.Trial) -> float:
             with interrupt.exposed():  # a stop signal ends the trial's training at once
@@ -216,11 +222,13 @@ class Study:
             if interrupt.requested():  # a stop held back while Optuna wrote: no next trial
                 raise interrupt.Interrupted(interrupt.requested())
 
+        deadline = None if timeout is None else time.monotonic() + timeout
         # Optuna's own bookkeeping (ask, tell) is never cut in half by a first stop signal: it
         # takes effect in the trial's training (each batch and epoch checks), or after the trial
         with interrupt.shielded():
-            self._study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),
-                                 callbacks=[stop_if_asked], gc_after_trial=True)
+            while self.counted() + self.running() < budget and (deadline is None or time.monotonic() < deadline):
+                self._study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=[stop_if_asked],
+                                     gc_after_trial=True)
 
 
 def _result(t: optuna.trial.FrozenTrial) -> TrialResult:

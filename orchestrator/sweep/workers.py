@@ -4,9 +4,11 @@ storage. Each worker loads the plugins again from the entry points (spawn: no fo
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
+from typing import Callable
 
 from orchestrator import interrupt
 from orchestrator.errors import RunFailed, UserError
@@ -23,42 +25,57 @@ STOP_SECONDS = 30  # per step of stopping workers after Ctrl-C or SIGTERM
 STOP_EXIT_CODES = {Interrupted(s).exit_code for s in SIGNALS}
 
 
-def run_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, *, quiet: bool = True,
+def run_worker(config: OrchConfig, sweep: SweepInfo, offset: int, *, quiet: bool = True,
                pm: OrchPluginManager | None = None) -> None:
-    """Run ``n_trials`` trials here: with the caller's PluginManager, or (in a worker process) a new
-    one loaded from the entry points."""
+    """Run trials here until the study's budget is met: with the caller's PluginManager, or (in a
+    worker process) a new one loaded from the entry points."""
     if pm is None:
         pm = get_plugin_manager()
         pm.hook.orch_configure(config=config)
     project = Project(config.root, None)
     runner = TrialRunner(pm, get_task(pm, sweep.task), project, sweep, quiet=quiet)
-    Study.open(sweep, offset).optimize(runner, n_trials=n_trials, timeout=sweep.timeout)
+    Study.open(sweep, offset).optimize(runner, budget=sweep.n_trials, timeout=sweep.timeout)
 
 
-def run_processes(config: OrchConfig, sweep: SweepInfo, remaining: int, jobs: int, offset: int, *,
-                  quiet: bool = True) -> None:
-    """``remaining`` trials shared out over ``jobs`` processes, the cores split between them. A
-    worker that dies (the OOM killer, kill -9) does not stop the others; once they are done the
-    sweep fails naming it, and the same command runs the missing trials."""
-    jobs = min(jobs, remaining)
-    quotas = [remaining // jobs + (1 if i < remaining % jobs else 0) for i in range(jobs)]
+def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, offset: int, *, quiet: bool = True,
+                  on_lost: Callable[[], None] = lambda: None) -> None:
+    """``jobs`` worker processes share the study's budget, the cores split between them. A worker
+    killed by a signal (the OOM killer, kill -9) costs only its trial: ``on_lost`` fails it and
+    queues it again, and a new worker takes its place (at most ``jobs`` times over). A worker that
+    fails on its own (an error) is not replaced; the sweep then fails naming it."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_process_worker, name=f"worker {i + 1}",
-                               args=(config, sweep, quota, offset + WORKER_SEED_STRIDE * (i + 1), threads, quiet))
-               for i, quota in enumerate(quotas)]
-    for worker in workers:
+    started = 0
+
+    def start() -> multiprocessing.Process:
+        nonlocal started
+        started += 1
+        worker = context.Process(target=_process_worker, name=f"worker {started}",
+                                 args=(config, sweep, offset + WORKER_SEED_STRIDE * started, threads, quiet))
         worker.start()
+        return worker
+
+    running, ended, replaced = [start() for _ in range(jobs)], [], []
     try:
-        for worker in workers:
-            worker.join()
+        while running:
+            multiprocessing.connection.wait([w.sentinel for w in running])
+            for worker in [w for w in running if not w.is_alive()]:
+                worker.join()
+                running.remove(worker)
+                ended.append(worker)
+                if worker.exitcode is not None and worker.exitcode < 0 and len(replaced) < jobs:
+                    replaced.append(worker)
+                    on_lost()
+                    print(f"[sweep] {worker.name} {_ended(worker.exitcode)}: its trial is queued again; "
+                          f"worker {started + 1} takes its place", file=sys.stderr)
+                    running.append(start())
     except KeyboardInterrupt as exc:
-        _stop(workers, Interrupted.of(exc).signum)
+        _stop(running, Interrupted.of(exc).signum)
         raise
-    stopped = [w.exitcode - 128 for w in workers if w.exitcode in STOP_EXIT_CODES]
+    stopped = [w.exitcode - 128 for w in ended if w.exitcode in STOP_EXIT_CODES]
     if stopped:  # a worker alone was sent the signal
         raise Interrupted(stopped[0])
-    lost = [f"{w.name} {_ended(w.exitcode)}" for w in workers if w.exitcode != 0]
+    lost = [f"{w.name} {_ended(w.exitcode)}" for w in ended if w.exitcode != 0 and w not in replaced]
     if lost:
         raise RunFailed(f"{', '.join(lost)}; run the same command again to finish the study")
 
@@ -97,14 +114,13 @@ def _ended(exitcode: int | None) -> str:
     return f"failed (exit code {exitcode})"
 
 
-def _process_worker(config: OrchConfig, sweep: SweepInfo, n_trials: int, offset: int, threads: int,
-                    quiet: bool) -> None:
+def _process_worker(config: OrchConfig, sweep: SweepInfo, offset: int, threads: int, quiet: bool) -> None:
     interrupt.install()
     import torch
 
     torch.set_num_threads(threads)
     try:
-        run_worker(config, sweep, n_trials, offset, quiet=quiet)
+        run_worker(config, sweep, offset, quiet=quiet)
     except KeyboardInterrupt as exc:
         sys.exit(Interrupted.of(exc).exit_code)
     except Exception as exc:  # one line, as the CLI would print it; the parent names the worker
