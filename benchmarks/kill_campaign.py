@@ -164,7 +164,12 @@ def sweep_campaign(tmp: Path, kills: int, rng: random.Random, trials: int = 6) -
         # values sampled but never run to an end (completed, pruned, or failed in the task's own code)
         ended = {key(t) for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")
                  or t.user_attrs.get("result", {}).get("state") == "FAIL"}
-        lost += len({key(t) for t in study.trials if t.params} - ended)
+        missing = {key(t) for t in study.trials if t.params} - ended
+        if missing:  # kept for a post-mortem: the study and the stderr of the rerun
+            keep = Path(tempfile.gettempdir()) / f"orch-kill-lost-{n}.db"
+            shutil.copy(folder / "optuna.db", keep)
+            print(f"sweep episode {n}: {len(missing)} value set(s) never ended; study kept in {keep}", file=sys.stderr)
+        lost += len(missing)
         duplicates += len(complete) - len(set(complete))
         met += len(complete) == trials
         running.append(mlflow_runs(folder).get("RUNNING", 0))
