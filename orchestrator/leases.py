@@ -40,7 +40,10 @@ def _started(pid: int) -> float | None:
     import psutil
 
     try:
-        return psutil.Process(pid).create_time()
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # dead, not yet reaped (orphans in a container
+            return None                               # whose init does not reap): not a holder
+        return process.create_time()
     except psutil.Error:  # gone, or not ours to see
         return None
 

@@ -62,3 +62,21 @@ def test_a_dead_trial_lease_without_a_run_is_lost_even_beside_a_live_one(tmp_pat
     dead = replace(Lease("toy", "trial-0", {}, study="s", trial=0), pid=dead_pid())
     leases.hold(tmp_path, dead)
     assert leases.collect_lost(tmp_path) == [dead] and live.exists()
+
+
+def test_a_dead_but_unreaped_holder_is_dead(tmp_path):
+    """Workers killed with their driver are orphans; where the container's init does not reap them
+    they stay zombies, with their pid and start time, and their trials were taken for running."""
+    import os
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(proc.pid).create_time()
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # ended, left unreaped: a zombie
+    try:
+        lease = replace(Lease("toy", "trial-0", {}, study="s", trial=0), pid=proc.pid, started=started)
+        leases.hold(tmp_path, lease)
+        assert leases.collect_lost(tmp_path) == [lease]
+    finally:
+        proc.wait()
