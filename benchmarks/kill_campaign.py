@@ -93,7 +93,7 @@ def weights(folder: Path) -> dict[str, str]:
     for path in sorted(folder.rglob("*.pt")):
         if ".orch" in path.parts:
             continue
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        blob = torch.load(path, map_location="cpu", weights_only=True)  # a pickle could run code
         state = blob.get("state_dict", blob) if isinstance(blob, dict) else blob
         digest = hashlib.sha256()
         for key in sorted(state) if isinstance(state, dict) else []:

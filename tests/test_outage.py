@@ -45,6 +45,17 @@ class MlflowServer:
         self.proc.wait(timeout=60)
 
 
+def run_with_server_stopped_at_epoch_2(project: Path, server: MlflowServer, epoch_seconds: float):
+    """``orch run toy`` against the server, which is stopped once the run's second epoch is logged."""
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": EPOCHS, "epoch_seconds": epoch_seconds}}))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--tracking-uri", server.uri, "run", "toy"],
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = StderrLines(proc)
+    lines.wait_for(lambda line: line.startswith("[toy.train] epoch 2 "))
+    server.stop()
+    return proc, lines
+
+
 def history(client: MlflowClient, run_id: str) -> dict:
     """What a user compares in the UI: every metric's (step, value) history, params, tags without
     ids and times, artifact paths."""
@@ -75,12 +86,7 @@ def test_a_tracking_server_outage_mid_run_loses_no_metric_and_no_artifact(tmp_pa
         assert len(expected["metrics"]["val_rmse"]) == EPOCHS + 1  # each epoch, then the final value
 
         # 1. the server goes away at epoch 2 and comes back while the run goes on
-        (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": EPOCHS, "epoch_seconds": 0.25}}))
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--tracking-uri", server.uri, "run", "toy"],
-                                cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines = StderrLines(proc)
-        lines.wait_for(lambda line: line.startswith("[toy.train] epoch 2 "))
-        server.stop()
+        proc, lines = run_with_server_stopped_at_epoch_2(project, server, epoch_seconds=0.25)
         lines.wait_for(lambda line: "did not answer; training goes on" in line)
         server.start()
         lines.wait_for(lambda line: "the tracking server is back" in line)
@@ -88,12 +94,7 @@ def test_a_tracking_server_outage_mid_run_loses_no_metric_and_no_artifact(tmp_pa
         assert "Traceback" not in lines.rest()
 
         # 2. the server goes away at epoch 2 and is still away when the run ends: `orch sync`
-        (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": EPOCHS, "epoch_seconds": 0.02}}))
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--tracking-uri", server.uri, "run", "toy"],
-                                cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines = StderrLines(proc)
-        lines.wait_for(lambda line: line.startswith("[toy.train] epoch 2 "))
-        server.stop()
+        proc, lines = run_with_server_stopped_at_epoch_2(project, server, epoch_seconds=0.02)
         assert proc.wait(timeout=300) == 0
         err = lines.rest()
         assert "wait in" in err and "`orch sync`" in err and "Traceback" not in err
