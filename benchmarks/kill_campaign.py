@@ -4,11 +4,15 @@ of the smoke pipeline. Counts what the issue asks for: kills made, runs resumed,
 runs left RUNNING, duplicate trials, final weights identical to an uninterrupted run.
 
     python benchmarks/kill_campaign.py [--kills 4] [--dvc-kills 2] [--seed 0] [--tasks collab,charrnn,...]
+                                       [--checkpoint-every 1]
 
 Each command is started in its own process group and the whole group gets SIGKILL (what a
 preempted machine or the OOM killer of a container does), at a uniformly random moment of the
 uninterrupted command's duration (the tasks train for longer than the smoke params say:
-LONGER). Writes benchmarks/results/kill_campaign.{json,md}.
+LONGER). Epochs here last a second or less, so in-epoch checkpoints are made every
+--checkpoint-every seconds (ORCH_CHECKPOINT_EVERY; 180 by default in real use) to exercise the
+resume from the middle of an epoch as a long epoch would. Writes
+benchmarks/results/kill_campaign.{json,md}.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ LONGER = {"collab": ["epochs=600"], "charrnn": ["epochs=30"], "rossmann": ["epoc
 TIMING = ("_seconds", "_per_s", "seconds", "_ms_per_1k", "resumed_from_epoch")  # differ between runs
 
 
+CHECKPOINT_EVERY = {"seconds": "1"}  # set from --checkpoint-every
+
+
 def env() -> dict:
     return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-            "MLFLOW_DISABLE_TELEMETRY": "true"}
+            "MLFLOW_DISABLE_TELEMETRY": "true", "ORCH_CHECKPOINT_EVERY": CHECKPOINT_EVERY["seconds"]}
 
 
 def project(tmp: Path, name: str) -> Path:
@@ -73,12 +80,14 @@ def episode(cmd: list[str], cwd: Path, duration: float, rng: random.Random, stor
     killed = code is None
     mid_run = killed and mlflow_runs(store or cwd).get("RUNNING", 0) > 0
     _, seconds, err = run_once(cmd, cwd, kill_after=None)
-    return {"killed": killed, "mid_run": mid_run, "resumed": "resuming from" in err, "rerun_seconds": round(seconds, 1)}
+    return {"killed": killed, "mid_run": mid_run, "resumed": "resuming from" in err,
+            "resumed_inside_epoch": "into epoch" in err, "rerun_seconds": round(seconds, 1)}
 
 
 def summary(episodes: list[dict], same_weights: list[bool], same_metrics: list[bool], running: list[int]) -> dict:
     return {"kills": sum(e["killed"] for e in episodes), "kills_mid_run": sum(e["mid_run"] for e in episodes),
             "resumed_from_checkpoint": sum(e["resumed"] for e in episodes),
+            "resumed_inside_epoch": sum(e.get("resumed_inside_epoch", False) for e in episodes),
             "identical_weights": f"{sum(same_weights)} of {len(same_weights)}",
             "identical_metrics": f"{sum(same_metrics)} of {len(same_metrics)}", "left_running": sum(running),
             "episodes": episodes}
@@ -208,19 +217,22 @@ def write(results: dict) -> None:
     (HERE / "results" / "kill_campaign.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [*results["tasks"], results["sweep"], *([results["dvc"]] if results.get("dvc") else [])]
     lines = ["# kill -9 campaign", "", f"`python benchmarks/kill_campaign.py --kills {results['kills_per_command']} "
-             f"--dvc-kills {results['dvc_kills']} --seed {results['seed']}` on {results['machine']}. Each kill is one "
+             f"--dvc-kills {results['dvc_kills']} --seed {results['seed']} --checkpoint-every "
+             f"{results['checkpoint_every']}` on {results['machine']}. Each kill is one "
              "episode: a fresh project, SIGKILL to the command's process group at a random moment of its "
              "uninterrupted duration, then the same command again to the end.", "",
-             "| command | uninterrupted s | kills (mid-run) | reruns resumed from a checkpoint | identical weights | "
-             "identical metrics | runs left RUNNING | trials lost | duplicate trials |",
+             f"In-epoch checkpoints every {results.get('checkpoint_every', '-')} s.", "",
+             "| command | uninterrupted s | kills (mid-run) | reruns resumed from a checkpoint (inside an epoch) | "
+             "identical weights | identical metrics | runs left RUNNING | trials lost | duplicate trials |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| `{r['command']}` | {r['uninterrupted_seconds']} | {r['kills']} ({r['kills_mid_run']}) | "
-                     f"{r['resumed_from_checkpoint']} | {r['identical_weights']} | {r['identical_metrics']} | "
+                     f"{r['resumed_from_checkpoint']} ({r.get('resumed_inside_epoch', '-')}) | {r['identical_weights']} | {r['identical_metrics']} | "
                      f"{r['left_running']} | {r.get('trials_lost', '-')} | {r.get('duplicate_trials', '-')} |")
     t = results["totals"]
     lines += ["", f"Totals: {t['kills']} kills, {t['kills_mid_run']} of them while a tracked run was open; "
-              f"{t['resumed']} reruns resumed from a checkpoint; trials lost {t['trials_lost']}; runs left RUNNING "
+              f"{t['resumed']} reruns resumed from a checkpoint ({t.get('resumed_inside_epoch', '-')} of them inside an "
+              f"epoch); trials lost {t['trials_lost']}; runs left RUNNING "
               f"{t['left_running']}; duplicate trials {t['duplicate_trials']}; final weights identical to the "
               f"uninterrupted run in {t['identical_weights']} episodes.", ""]
     (HERE / "results" / "kill_campaign.md").write_text("\n".join(lines))
@@ -232,11 +244,14 @@ def main() -> None:
     parser.add_argument("--dvc-kills", type=int, default=2, help="kill episodes of dvc repro (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--checkpoint-every", type=float, default=1.0, help="ORCH_CHECKPOINT_EVERY of the commands")
     args = parser.parse_args()
+    CHECKPOINT_EVERY["seconds"] = repr(args.checkpoint_every)
     rng = random.Random(args.seed)
     import platform
 
     results = {"kills_per_command": args.kills, "dvc_kills": args.dvc_kills, "seed": args.seed,
+               "checkpoint_every": args.checkpoint_every,
                "machine": f"{platform.machine()}, {os.cpu_count()} cores", "tasks": []}
     with tempfile.TemporaryDirectory(prefix="orch-kills-") as tmp:
         for task in args.tasks.split(","):
@@ -252,6 +267,7 @@ def main() -> None:
     results["totals"] = {
         "kills": sum(r["kills"] for r in rows), "kills_mid_run": sum(r["kills_mid_run"] for r in rows),
         "resumed": sum(r["resumed_from_checkpoint"] for r in rows),
+        "resumed_inside_epoch": sum(r["resumed_inside_epoch"] for r in rows),
         "trials_lost": results["sweep"]["trials_lost"], "duplicate_trials": results["sweep"]["duplicate_trials"],
         "left_running": sum(r["left_running"] for r in rows),
         "identical_weights": f"{sum(int(r['identical_weights'].split()[0]) for r in weighed)} of "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,6 +97,27 @@ def read_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+EVERY_ENV = "ORCH_CHECKPOINT_EVERY"
+EVERY_DEFAULT = 180.0  # seconds of training between two checkpoints inside an epoch
+
+
+def checkpoint_every() -> float:
+    """Seconds of work between in-epoch checkpoints: ``ORCH_CHECKPOINT_EVERY`` (0 = after every
+    batch), 180 by default. An epoch shorter than that is only checkpointed at its end."""
+    from orchestrator.errors import UserError
+
+    raw = os.environ.get(EVERY_ENV, "").strip()
+    if not raw:
+        return EVERY_DEFAULT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise UserError(f"{EVERY_ENV}={raw!r}: expected a number of seconds >= 0")
+    return value
+
+
 class Resumable:
     """The objects a training loop needs back after a kill, and where the loop starts again.
 
@@ -104,20 +126,38 @@ class Resumable:
     checkpoint state, they are loaded from it, ``epoch`` is the number of epochs done and ``extra``
     holds the counters the loop saved (``save(epoch, step=step)``). ``save(epochs_done)`` after each
     epoch hands their states to ``save`` (``StageContext.checkpoint``, which adds the RNG states and
-    the history). With ``save=None`` (a loop called outside a stage) it never saves."""
+    the history). With ``save=None`` (a loop called outside a stage) it never saves.
+
+    Long epochs are checkpointed inside too: when ``due()`` (``every`` seconds since the last
+    save), the loop calls ``save(epoch, within={...})`` with the epoch it is in (not done) and its
+    position in it: batches done, running sums, a recurrent state, anything the rest of the epoch
+    needs. Resumed from such a checkpoint, ``take_within()`` hands that position back once (an
+    empty dict otherwise), and the loop skips the batches it had done."""
 
     def __init__(self, objects: dict[str, Any], saved: dict | None = None,
-                 save: Callable[[dict], None] | None = None):
-        self.objects, self._save, self.epoch, self.extra = objects, save, 0, {}
+                 save: Callable[[dict], None] | None = None, every: float = EVERY_DEFAULT):
+        self.objects, self._save, self.epoch, self.extra, self._within = objects, save, 0, {}, {}
+        self.every, self._last = every, time.monotonic()
         if saved is not None:
             for name, obj in objects.items():
                 _set_state(obj, saved["objects"][name])
             self.epoch, self.extra = int(saved["epoch"]), dict(saved["extra"])
+            self._within = dict(saved.get("within") or {})
 
-    def save(self, epochs_done: int, **extra: Any) -> None:
+    def due(self) -> bool:
+        """Time for an in-epoch checkpoint (never outside a stage)."""
+        return self._save is not None and time.monotonic() - self._last >= self.every
+
+    def take_within(self) -> dict:
+        """The in-epoch position a resumed run starts from (once), or {} at an epoch boundary."""
+        within, self._within = self._within, {}
+        return within
+
+    def save(self, epochs_done: int, within: dict | None = None, **extra: Any) -> None:
         if self._save is not None:
             states = {name: _get_state(obj) for name, obj in self.objects.items()}
-            self._save({"epoch": epochs_done, "extra": extra, "objects": states})
+            self._save({"epoch": epochs_done, "extra": extra, "objects": states, "within": within or {}})
+            self._last = time.monotonic()
 
 
 def not_resumable(**objects: Any) -> Resumable:

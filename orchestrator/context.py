@@ -218,7 +218,10 @@ class StageContext:
         unseen = {e: {k: v for k, v in m.items() if self.history.get(e, {}).get(k) != v} for e, m in history.items()}
         self.history = history
         self.checkpoints.add(path)
-        self.echo(f"resuming from {path} ({saved['state'].get('epoch', len(history))} epoch(s) done)")
+        done = saved["state"].get("epoch", len(history))
+        within = saved["state"].get("within") or {}
+        part = f", {within['batches']} batch(es) into epoch {done + 1}" if "batches" in within else ""
+        self.echo(f"resuming from {path} ({done} epoch(s) done{part})")
         if self.run is not None:
             for epoch, metrics in sorted(unseen.items()):
                 if metrics:
@@ -228,9 +231,11 @@ class StageContext:
     def resumable(self, name: str = "", **objects: Any) -> "checkpoint.Resumable":
         """Make a training loop resumable: ``objects`` (model, optimizer, scheduler, generators) come
         back from the last checkpoint if there is one, ``.epoch`` says where to start, and
-        ``.save(epochs_done)`` after each epoch checkpoints them. ``name`` tells apart the models
+        ``.save(epochs_done)`` after each epoch checkpoints them; a long epoch saves inside too
+        (``due()``, ``save(epoch, within=...)``, ``take_within()``). ``name`` tells apart the models
         of a stage that trains several."""
-        return checkpoint.Resumable(objects, self.restore(name), lambda state: self.checkpoint(state, name))
+        return checkpoint.Resumable(objects, self.restore(name), lambda state: self.checkpoint(state, name),
+                                    every=checkpoint.checkpoint_every())
 
     # -- the report -------------------------------------------------------------------------------
 

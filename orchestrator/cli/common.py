@@ -91,6 +91,9 @@ def task_and_params(ctx, task_name: str, params_file: Path | None, overrides: tu
     pm, project = setup(ctx, params_file)
     reg = get_task(pm, task_name)
     params, sweep = load_task_params(reg.task, project.params_file, list(overrides), tasks=load_tasks(pm))
+    from orchestrator.checkpoint import checkpoint_every
+
+    checkpoint_every()  # a bad ORCH_CHECKPOINT_EVERY is refused before anything starts
     return pm, project, reg, params, sweep
 
 

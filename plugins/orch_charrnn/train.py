@@ -3,6 +3,7 @@ NLL in nats per character, bits per character, perplexity and accuracy."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from typing import Callable, Iterable
@@ -39,6 +40,15 @@ def evaluate(model: nn.Module, ids: np.ndarray, bs: int, bptt: int, device) -> t
     return total / count, correct / count
 
 
+def moved(state, device):
+    """A recurrent state (a tensor, a tuple of them, or None) on ``device``."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(t.to(device) for t in state)
+    return state.to(device)
+
+
 def fit(
     model: nn.Module,
     train: np.ndarray,
@@ -64,9 +74,12 @@ def fit(
     seen, seconds = 0, 0.0
     for epoch in range(resume.epoch, epochs):
         model.train()
-        state, total, count = None, 0.0, 0
+        at = resume.take_within()  # a long epoch killed part way goes on from its last checkpoint
+        state, done = moved(at.get("state"), device), at.get("batches", 0)
+        total, count, before = at.get("total", 0.0), at.get("count", 0), at.get("seconds", 0.0)
         start = time.perf_counter()
-        for x, y in progress(stream_batches(train, bs, bptt), desc=f"epoch {epoch + 1}/{epochs}", total=steps):
+        batches = itertools.islice(stream_batches(train, bs, bptt), done, None)
+        for x, y in progress(batches, desc=f"epoch {epoch + 1}/{epochs}", total=steps - done):
             x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
             logits, state = model(x, state if model.carries_state else None)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
@@ -77,10 +90,14 @@ def fit(
             sched.step()
             total += loss.item() * y.numel()
             count += y.numel()
-        seconds += time.perf_counter() - start
+            done += 1
+            if resume.due():
+                resume.save(epoch, within={"batches": done, "state": moved(state, "cpu"), "total": total,
+                                           "count": count, "seconds": before + time.perf_counter() - start})
+        seconds += before + time.perf_counter() - start
         seen += count
         val_nll, val_acc = evaluate(model, val, bs, bptt, device)
         on_epoch(epoch, {"train_loss": total / count, **figures(val_nll, val_acc, "val"),
-                         "chars_per_s": count / (time.perf_counter() - start)})
+                         "chars_per_s": count / (before + time.perf_counter() - start)})
         resume.save(epoch + 1)
     return seen / seconds if seconds else 0.0

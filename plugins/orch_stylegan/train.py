@@ -115,17 +115,25 @@ class Trainer:
         began = time.perf_counter()
         while self.epoch < epochs:
             self.g.train()
-            order = torch.randperm(n)
-            sums: dict[str, float] = {}
+            at = state.take_within()  # a long epoch killed part way goes on from its last checkpoint
+            if at:
+                self.step, self.images_seen = at["step"], at["images_seen"]
+            order = at["order"] if at else torch.randperm(n)
+            sums: dict[str, float] = dict(at.get("sums", {}))
+            done, before = at.get("batches", 0), at.get("seconds", 0.0)
             start = time.perf_counter()
-            for i in progress(range(steps), desc=f"epoch {self.epoch + 1}/{epochs}"):
+            for i in progress(range(done, steps), desc=f"epoch {self.epoch + 1}/{epochs}"):
                 real = to_float(images[order[i * p.bs:(i + 1) * p.bs]]).to(self.device)
                 if p.mirror:
                     flip = torch.rand(real.shape[0], device=self.device) < 0.5
                     real = torch.where(flip[:, None, None, None], real.flip(3), real)
                 for k, v in self.train_step(real).items():
                     sums[k] = sums.get(k, 0.0) + v
-            seconds = time.perf_counter() - start
+                if state.due():
+                    state.save(self.epoch, within={"batches": i + 1, "order": order, "sums": sums, "step": self.step,
+                                                   "images_seen": self.images_seen,
+                                                   "seconds": before + time.perf_counter() - start})
+            seconds = before + time.perf_counter() - start
             metrics = {"d_loss": sums["d_loss"] / steps, "g_loss": sums["g_loss"] / steps,
                        "r1": sums["r1"] / max(1, -(-steps // p.r1_every)), "images_per_s": steps * p.bs / seconds}
             self.epoch += 1

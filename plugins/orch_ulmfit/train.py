@@ -29,8 +29,8 @@ class LMLoader:
         self.bs, self.bptt, self.rng = bs, bptt, np.random.default_rng(seed)
         self.n = n
 
-    def seq_lengths(self) -> Iterator[int]:
-        i = 0
+    def seq_lengths(self, start: int = 0) -> Iterator[int]:
+        i = start
         while i < self.n - 1:
             base = self.bptt if self.rng.random() < 0.95 else self.bptt / 2
             length = max(5, int(self.rng.normal(base, 5)))
@@ -38,11 +38,15 @@ class LMLoader:
             yield length
             i += length
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        i = 0
-        for length in self.seq_lengths():
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches from stream position ``start`` on (where a resumed epoch continues)."""
+        i = start
+        for length in self.seq_lengths(start):
             yield self.data[:, i:i + length], self.data[:, i + 1:i + 1 + length]
             i += length
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches()
 
     def __len__(self) -> int:
         return max(1, (self.n - 1) // self.bptt)
@@ -120,8 +124,14 @@ def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs
     for epoch in range(state.epoch, epochs):
         model.train()
         model.reset()
-        start, loss_sum, n = time.perf_counter(), 0.0, 0
-        for x, y in progress(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}"):
+        at = state.take_within()  # a long epoch killed part way goes on from its last checkpoint
+        if at:
+            model.encoder.hidden = [(h.to(device), c.to(device)) for h, c in at["hidden"]] if at["hidden"] else None
+            step = at["step"]
+        pos, done, loss_sum, n, before = at.get("pos", 0), at.get("batches", 0), at.get("loss_sum", 0.0), \
+            at.get("n", 0), at.get("seconds", 0.0)
+        start = time.perf_counter()
+        for x, y in progress(loader.batches(pos), total=len(loader) - done, desc=f"epoch {epoch + 1}/{epochs}"):
             x, y = x.to(device), y.to(device)
             scale = stlr(step, total_steps) * x.shape[1] / bptt  # AWD-LSTM: lr scaled by sequence length
             for g in opt.param_groups:
@@ -132,23 +142,29 @@ def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
-            step += 1
+            step, pos, done = step + 1, pos + x.shape[1], done + 1
             loss_sum += loss.item() * y.numel()
             n += y.numel()
-        seconds += time.perf_counter() - start
+            if state.due():
+                hidden = [(h.cpu(), c.cpu()) for h, c in model.encoder.hidden] if model.encoder.hidden else None
+                state.save(epoch, within={"pos": pos, "batches": done, "step": step, "loss_sum": loss_sum, "n": n,
+                                          "hidden": hidden, "seconds": before + time.perf_counter() - start})
+        seconds += before + time.perf_counter() - start
         tokens += n
         val_loss, val_acc = evaluate_lm(model, val_ids, bs, bptt, device)
+        took = before + time.perf_counter() - start  # with the evaluation, as before
         on_epoch(epoch, {"train_loss": loss_sum / n, "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50)),
-                         "val_acc": val_acc, "tokens_per_s": n / (time.perf_counter() - start),
-                         "epoch_seconds": time.perf_counter() - start})
+                         "val_acc": val_acc, "tokens_per_s": n / took, "epoch_seconds": took})
         state.save(epoch + 1, step=step)
     return tokens / seconds if seconds else 0.0
 
 
 def doc_batches(docs: Sequence[np.ndarray], labels: np.ndarray, bs: int, max_len: int, shuffle: bool,
-                rng: np.random.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                rng: np.random.Generator | None = None, skip: int = 0,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(ids padded at the end, lengths, labels) batches of documents of similar length (less padding).
-    Training order: random chunks of 50 batches, sorted by length inside each chunk (fastai's sortish)."""
+    Training order: random chunks of 50 batches, sorted by length inside each chunk (fastai's sortish).
+    ``skip``: leave out the first batches (the ones a resumed epoch had done)."""
     lengths = np.array([min(len(d), max_len) for d in docs])
     if shuffle:
         order = rng.permutation(len(docs))
@@ -159,7 +175,7 @@ def doc_batches(docs: Sequence[np.ndarray], labels: np.ndarray, bs: int, max_len
     else:
         order = np.argsort(-lengths, kind="stable")
         batches = [order[i:i + bs] for i in range(0, len(order), bs)]
-    for idx in batches:
+    for idx in batches[skip:]:
         width = int(lengths[idx].max())
         x = np.full((len(idx), width), PAD_ID, dtype=np.int64)
         for row, j in enumerate(idx):
@@ -208,12 +224,18 @@ def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len:
         set_trainable(groups, n_trainable)
         phase_lr = lr / 2 ** (n_trainable - 1) if gradual else lr / 2 ** (len(groups) - 1)
         opt = make_optimizer([g for g in groups[len(groups) - n_trainable:]], phase_lr, wd, discriminative)
+        at = state.take_within()  # a long epoch killed part way: the same batch order, from where it stopped
+        if at:
+            rng.bit_generator.state = at["order_rng"]
+            opt.load_state_dict(at["opt"])
+        order_rng = rng.bit_generator.state  # the epoch's batch order is drawn from this state
         model.train()
-        start, loss_sum, n = time.perf_counter(), 0.0, 0
-        for step, (x, lengths, y) in enumerate(progress(doc_batches(docs, labels, bs, max_len, True, rng), total=steps,
-                                                        desc=f"epoch {epoch + 1}/{len(schedule)}")):
+        done, loss_sum, n, before = at.get("batches", 0), at.get("loss_sum", 0.0), at.get("n", 0), at.get("seconds", 0.0)
+        start = time.perf_counter()
+        batches = doc_batches(docs, labels, bs, max_len, True, rng, skip=done)  # rng ends where it did
+        for x, lengths, y in progress(batches, total=steps - done, desc=f"epoch {epoch + 1}/{len(schedule)}"):
             for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * stlr(step, steps)
+                g["lr"] = g["base_lr"] * stlr(done, steps)
             logits = model(x.to(device), lengths.to(device))
             loss = F.cross_entropy(logits, y.to(device))
             opt.zero_grad(set_to_none=True)
@@ -222,11 +244,16 @@ def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len:
             opt.step()
             loss_sum += loss.item() * len(y)
             n += len(y)
-        seconds += time.perf_counter() - start
+            done += 1
+            if state.due():
+                state.save(epoch, within={"batches": done, "loss_sum": loss_sum, "n": n, "opt": opt.state_dict(),
+                                          "order_rng": order_rng,
+                                          "seconds": before + time.perf_counter() - start})
+        seconds += before + time.perf_counter() - start
         seen += n
         val_loss, val_error = evaluate_classifier(model, *val, bs, max_len, device)
         on_epoch(epoch, {"train_loss": loss_sum / n, "val_loss": val_loss, "val_error": val_error,
-                         "trainable_groups": n_trainable, "epoch_seconds": time.perf_counter() - start})
+                         "trainable_groups": n_trainable, "epoch_seconds": before + time.perf_counter() - start})
         state.save(epoch + 1)
     set_trainable(groups, len(groups))
     return seen / seconds if seconds else 0.0
