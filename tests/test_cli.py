@@ -117,6 +117,15 @@ def test_bad_stores_metrics_and_sections_exit_2_and_create_nothing(project, args
     assert [p for p in project.rglob("*") if p.is_file()] == []  # no store, no work folder, no output
 
 
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_a_bad_checkpoint_interval_exits_2_and_creates_nothing(project, value):
+    import os
+
+    out = orch("run", "collab", cwd=project, env={**os.environ, "ORCH_CHECKPOINT_EVERY": value})
+    assert f"ORCH_CHECKPOINT_EVERY={value!r}: expected a number of seconds >= 0" in one_line_error(out, 2)
+    assert [p for p in project.rglob("*") if p.is_file()] == []
+
+
 def test_out_naming_a_file_exits_2(project):
     (project / "afile").write_text("")
     out = orch("run", "collab", "--out", "afile", cwd=project)
