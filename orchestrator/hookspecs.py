@@ -159,13 +159,17 @@ def orch_sweep_start(sweep: SweepInfo) -> None:
     """A sweep begins (or resumes), before any trial.
 
     Receives the SweepInfo; a tracker creates (or finds again) the parent run that every trial's
-    run nests under, and records its id in ``sweep.tracking``. Returns nothing.
+    run nests under, and records its id in ``sweep.tracking``. Workers of one study on several
+    machines all call it, maybe at the same moment: ``sweep.agreed(key)`` finds the parent again,
+    ``sweep.agree(key, run_id)`` after creating one says which run won. Returns
+    nothing.
     """
 
 
 @hookspec
 def orch_sweep_end(sweep: SweepInfo, best: TrialResult | None, files: list[Path]) -> None:
-    """A sweep ended: all trials done, the timeout reached, or interrupted.
+    """A sweep ended: all trials done, the timeout reached, or interrupted; called by the last
+    worker of the study to leave it (no trial of the study still running elsewhere).
 
     Receives the SweepInfo, the best feasible trial (a COMPLETE TrialResult, or None when none
     completed) and the files written (best params YAML, trial table). A tracker logs them on the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def make_run_info(
         "orch.dvc_stage": dvc_stage,
     }
     if sweep is not None:
-        tags.update({"orch.study": sweep.study, "orch.trial": str(trial)})
+        tags.update({"orch.study": sweep.study, "orch.trial": str(trial), "orch.worker_host": socket.gethostname()})
     return RunInfo(
         task=reg.task.name,
         plugin=reg.plugin,

@@ -182,6 +182,20 @@ class SweepInfo:
     constraints: dict[str, dict] = field(default_factory=dict)  # metric -> {"min", "max"}
     tracking: dict[str, str] = field(default_factory=dict)
 
+    def agree(self, key: str, value: str) -> str:
+        """The one value every worker of this study uses for ``key``: ``value`` if this call
+        stores it first, else the value another worker (on any machine) stored before. A
+        tracker creates its parent run, then keeps the agreed one (deleting its own if it lost)."""
+        from orchestrator.sweep.agree import agree
+
+        return agree(self.storage, self.study, key, value)
+
+    def agreed(self, key: str) -> str | None:
+        """The value agreed for ``key`` so far, or None."""
+        from orchestrator.sweep.agree import agreed
+
+        return agreed(self.storage, self.study, key)
+
     def as_params(self) -> dict[str, Any]:
         """The settings as flat key/value pairs, for a tracker's parent run."""
         from orchestrator.params import flatten

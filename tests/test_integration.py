@@ -508,3 +508,35 @@ def test_orch_run_stylegan_resumes_from_its_checkpoint_and_generates(project):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orch: error: --psi: must be in [-1, 1], got 1.5"]
 
+
+
+def test_a_worker_joins_a_running_study_and_both_nest_under_one_parent(project, toy_site):
+    """`orch sweep` and `orch worker` (what a second machine runs) started together on one study:
+    one parent run (the race to create it is settled by the study), every child under it with its
+    worker's host, no value set drawn twice, the study's budget shared."""
+    params = {"toy": {"epochs": 2, "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}},
+                                              "pruner": "none"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    storage = f"sqlite:///{project / 'optuna.db'}"
+    orch("sweep", "toy", "--trials", "1", "--study", "w", "--storage", storage, cwd=project)  # records the settings
+    sweep = subprocess.Popen([sys.executable, "-m", "orchestrator", "-q", "sweep", "toy", "--trials", "8", "--study", "w",
+                              "--storage", storage], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen([sys.executable, "-m", "orchestrator", "-q", "worker", "toy", "--study", "w",
+                               "--storage", storage], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for proc in (sweep, worker):
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    results = Study.existing("w", storage).results()
+    complete = [r for r in results if r.state == "COMPLETE"]
+    # the worker reads the budget recorded on the study (1, or 8 once the second sweep claimed it);
+    # workers checking the budget at the same moment may each start one more trial
+    assert 8 <= len(complete) <= 9, [(r.number, r.state) for r in results]
+    values = [tuple(sorted(r.params.items())) for r in complete]
+    assert len(set(values)) == len(values)
+    runs = runs_of(client_for(project), "toy")
+    parents = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("orch.role") != "sweep"]
+    assert len(children) == len(results)
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert {r.data.tags["orch.worker_host"] for r in children} == {socket.gethostname()}

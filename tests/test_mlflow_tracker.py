@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import signal
 
 from orchestrator import FetchedRun
@@ -95,7 +97,7 @@ def test_a_lost_run_is_closed_only_if_still_running(tracker):
 
 def test_sweep_parent_is_found_again_on_resume(tracker, project):
     def sweep():
-        return SweepInfo(task="t", study="s", storage="postgresql://me:secret@db:5432/optuna", metric="val_rmse", n_trials=2,
+        return SweepInfo(task="t", study="s", storage=f"sqlite:///{project}/optuna.db", metric="val_rmse", n_trials=2,
                          params={"lr": 1, "data": {"path": "p"}}, space={"lr": {"low": 0.1, "high": 1.0}})
 
     first = sweep()
@@ -119,7 +121,28 @@ def test_sweep_parent_is_found_again_on_resume(tracker, project):
     assert parent.data.params["data.path"] == "p" and parent.data.params["sweep.trials"] == "2"
     assert parent.data.params["space.lr"] == '{"high": 1.0, "low": 0.1}'
     assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["best_params.yaml"]
-    assert parent.data.tags["orch.storage"] == "postgresql://me:***@db:5432/optuna"  # no password in a tag
+    assert parent.data.tags["orch.storage"] == f"sqlite:///{project}/optuna.db"
+
+
+def test_workers_that_race_to_create_the_parent_run_keep_the_one_agreed_first(project, monkeypatch):
+    """Two workers both found no parent and both created one: the study's agreement keeps the
+    first, the other worker deletes its own and nests under the first."""
+    sweep = functools.partial(SweepInfo, task="t", study="s", storage=f"sqlite:///{project}/optuna.db",
+                              metric="val_rmse")
+    first, second = MlflowTracker(), MlflowTracker()
+    for t in (first, second):
+        t.orch_configure(config=OrchConfig(project))
+    a = sweep()
+    first.orch_sweep_start(sweep=a)
+    b = sweep()
+    monkeypatch.setattr(SweepInfo, "agreed", lambda self, key: None)  # as if it had looked before the first agreed
+    monkeypatch.setattr(MlflowTracker, "_parent_by_tag", lambda self, s: None)
+    second.orch_sweep_start(sweep=b)
+    assert b.tracking == a.tracking
+    client = MlflowClient(first.tracking_uri)
+    runs = client.search_runs([first.experiment_id("t")], filter_string="tags.`orch.role` = 'sweep'", run_view_type=3)
+    assert sorted(r.info.lifecycle_stage for r in runs) == ["active", "deleted"]
+    assert [r.info.run_id for r in runs if r.info.lifecycle_stage == "active"] == [a.tracking["mlflow"]]
 
 
 def test_the_journal_keeps_writes_a_server_did_not_take_in_order_and_sends_them_later(tracker, project, monkeypatch):

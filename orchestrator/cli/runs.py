@@ -1,4 +1,5 @@
-"""Commands that run a task: ``orch run``, ``orch stage`` (what dvc.yaml calls), ``orch sweep``."""
+"""Commands that run a task: ``orch run``, ``orch stage`` (what dvc.yaml calls), ``orch sweep``,
+``orch worker`` (joins a sweep's study from another machine)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.common import handled, params_option, set_option, task_and_params
+from orchestrator.cli.common import handled, params_option, set_option, setup, task_and_params
 from orchestrator.cli.group import main
 from orchestrator.errors import RunFailed, UserError
 
@@ -89,7 +90,7 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
     """Sweep TASK's hyperparameters with Optuna; re-running the same command resumes."""
     from orchestrator.params import validate
     from orchestrator.space import SweepConfig
-    from orchestrator.sweep import plan_sweep, run_sweep
+    from orchestrator.sweep import plan_sweep
 
     pm, project, reg, params, raw_sweep = task_and_params(ctx, task, params_file, overrides)
     source = str(project.params_file or "params")
@@ -98,11 +99,39 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
            "direction": direction}
     config = config.model_copy(update={k: v for k, v in cli.items() if v is not None})
     plan = plan_sweep(reg, project, params, config, study=study, storage=storage, refine=refine)
-    out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.study
-    best = run_sweep(pm, reg, project, plan, jobs=config.jobs, out_dir=out, tracking_uri=ctx.obj["tracking_uri"],
-                     quiet=ctx.obj["quiet"])
+    _sweep_and_summary(ctx, pm, reg, project, plan, config.jobs, out_dir)
+
+
+@main.command()
+@click.argument("task")
+@click.option("--storage", metavar="URL", required=True, help="the study's Optuna storage, as `orch sweep` was given it.")
+@click.option("--study", metavar="NAME", required=True, help="the study to join (`orch sweep` prints its name).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes on this machine.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="where best_params.yaml and "
+              "trials.md go (default: sweeps/STUDY).")
+@click.pass_context
+@handled
+def worker(ctx, task, storage, study, jobs, out_dir):
+    """Join a study that `orch sweep` started (on any machine) and run its trials until its
+    budget is met, with the settings recorded on the study."""
+    from orchestrator.registry import get_task
+    from orchestrator.sweep.study import Study
+
+    pm, project = setup(ctx)
+    reg = get_task(pm, task)
+    plan = Study.existing(study, storage).settings(storage)
+    if plan.task != task:
+        raise UserError(f"--study {study}: that study sweeps task {plan.task}, not {task}")
+    _sweep_and_summary(ctx, pm, reg, project, plan, jobs, out_dir)
+
+
+def _sweep_and_summary(ctx, pm, reg, project, plan, jobs: int, out_dir: Path | None) -> None:
+    from orchestrator.sweep import run_sweep
     from orchestrator.task import masked
 
+    out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.study
+    best = run_sweep(pm, reg, project, plan, jobs=jobs, out_dir=out, tracking_uri=ctx.obj["tracking_uri"],
+                     quiet=ctx.obj["quiet"])
     click.echo(f"study {plan.study} ({masked(plan.storage)})")
     if best is None:
         raise RunFailed("no trial completed within the constraints; see " + str(out / "trials.md"))

@@ -12,6 +12,7 @@ The seams, one module each:
   the only module that imports optuna
 - ``trial``: one trial: sample, run the stages, report epochs to the pruner, a ``TrialResult``
 - ``workers``: trials in this process, or in worker processes sharing the storage
+- ``agree``: values all workers of a study agree on, on any machine (the parent run, worker numbers)
 - ``outputs``: best_params.yaml, trials.md, trials.json
 - ``driver``: a sweep from start to end, with the tracker hooks around it
 """

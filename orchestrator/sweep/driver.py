@@ -51,16 +51,21 @@ def run_sweep(
 
     try:
         if remaining and jobs <= 1:
-            run_worker(config, sweep, offset=done, quiet=quiet, pm=pm)
+            run_worker(config, sweep, done, quiet=quiet, pm=pm)
         elif remaining:
-            run_processes(config, sweep, min(jobs, remaining), offset=done, quiet=quiet, on_lost=worker_lost)
+            run_processes(config, sweep, min(jobs, remaining), done, quiet=quiet, on_lost=worker_lost)
     except BaseException as exc:  # Ctrl-C, a lost worker, a bug: the parent run is closed all the same
         stopped = exc
     if jobs > 1:  # a worker killed by SIGKILL could not close its trial's run
         study.fail_lost(_lost_trials(pm, project, sweep))
     best = study.best()
     files = write_outputs(sweep, study.results(), best, out_dir)
-    pm.hook.orch_sweep_end(sweep=sweep, best=best, files=files)
+    elsewhere = study.running()
+    if elsewhere:  # workers on other machines still run trials: the last one to leave closes the parent
+        print(f"[sweep] {elsewhere} trial(s) of study {sweep.study} still run in other workers; "
+              "the last worker to end closes the sweep's run", file=sys.stderr)
+    else:
+        pm.hook.orch_sweep_end(sweep=sweep, best=best, files=files)
     leases.release(lease)
     if stopped is not None:
         raise stopped

@@ -23,6 +23,7 @@ from orchestrator.task import SweepInfo, TrialResult, masked
 RESULT = "result"  # the user attribute that holds a finished trial's TrialResult fields
 RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run again
 LOST_REASON = "worker lost"
+SETTINGS = "sweep"  # the study's user attribute that holds its SweepInfo (but storage and tracking)
 
 
 class MissingStorage(UserError):
@@ -155,12 +156,30 @@ class Study:
         return self._study.user_attrs.get("space")
 
     def claim(self, sweep: SweepInfo) -> None:
-        """Record the sweep's space on the study; a study run with another space is refused."""
+        """Record the sweep's settings on the study (``orch worker`` reads them on another
+        machine); a study of another task, direction or space is refused."""
+        task = self._study.user_attrs.get("task")
+        if task not in (None, sweep.task):
+            raise UserError(f"--study {sweep.study}: that study sweeps task {task}, not {sweep.task}")
+        direction = self._study.direction.name.lower()
+        if direction != sweep.direction:
+            raise UserError(f"--study {sweep.study}: that study was created to {direction} its metric, "
+                            f"not to {sweep.direction}; choose a new --study name")
         if self.space() not in (None, sweep.space):
             raise UserError(f"--study {sweep.study}: that study was run with another search space; "
                             "choose a new --study name")
         self._study.set_user_attr("space", sweep.space)
         self._study.set_user_attr("task", sweep.task)
+        settings = {k: v for k, v in dataclasses.asdict(sweep).items() if k not in ("storage", "tracking")}
+        self._study.set_user_attr(SETTINGS, settings)
+
+    def settings(self, url: str) -> SweepInfo:
+        """The settings ``orch sweep`` recorded on the study, for a worker that joins it."""
+        stored = self._study.user_attrs.get(SETTINGS)
+        if stored is None:
+            raise UserError(f"--study {self._study.study_name}: no sweep settings recorded on it; "
+                            "start it with `orch sweep` first")
+        return SweepInfo(**stored, storage=url)
 
     def results(self) -> list[TrialResult]:
         trials = self._study.get_trials(deepcopy=False)

@@ -7,7 +7,9 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
+import uuid
 from typing import Callable
 
 from orchestrator import interrupt
@@ -16,28 +18,38 @@ from orchestrator.interrupt import SIGNALS, Interrupted
 from orchestrator.manager import OrchPluginManager, get_plugin_manager
 from orchestrator.registry import get_task
 from orchestrator.runner import Project
+from orchestrator.sweep import agree
 from orchestrator.sweep.study import Study
 from orchestrator.sweep.trial import TrialRunner
 from orchestrator.task import OrchConfig, SweepInfo
 
-WORKER_SEED_STRIDE = 1000  # worker i samples from seed + done + 1000 * (i + 1)
+WORKER_SEED_STRIDE = 1000  # worker number i samples from seed + done + 1000 * i
 STOP_SECONDS = 30  # per step of stopping workers after Ctrl-C or SIGTERM
 STOP_EXIT_CODES = {Interrupted(s).exit_code for s in SIGNALS}
 
 
-def run_worker(config: OrchConfig, sweep: SweepInfo, offset: int, *, quiet: bool = True,
+def run_worker(config: OrchConfig, sweep: SweepInfo, done: int, *, quiet: bool = True,
                pm: OrchPluginManager | None = None) -> None:
     """Run trials here until the study's budget is met: with the caller's PluginManager, or (in a
-    worker process) a new one loaded from the entry points."""
+    worker process) a new one loaded from the entry points. The worker takes a number no other
+    live worker of the study holds, on any machine, and samples from ``seed + done + 1000 *
+    number``: workers started together never draw the same values."""
     if pm is None:
         pm = get_plugin_manager()
         pm.hook.orch_configure(config=config)
     project = Project(config.root, None)
     runner = TrialRunner(pm, get_task(pm, sweep.task), project, sweep, quiet=quiet)
-    Study.open(sweep, offset).optimize(runner, budget=sweep.n_trials, timeout=sweep.timeout)
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    number, key = agree.take_number(sweep.storage, sweep.study, "worker", holder)
+    try:
+        Study.open(sweep, done + WORKER_SEED_STRIDE * number).optimize(runner, budget=sweep.n_trials,
+                                                                      timeout=sweep.timeout)
+    finally:
+        with interrupt.shielded():
+            agree.release(sweep.storage, sweep.study, key)
 
 
-def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, offset: int, *, quiet: bool = True,
+def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, done: int, *, quiet: bool = True,
                   on_lost: Callable[[], None] = lambda: None) -> None:
     """``jobs`` worker processes share the study's budget, the cores split between them. A worker
     killed by a signal (the OOM killer, kill -9) costs only its trial: ``on_lost`` fails it and
@@ -51,7 +63,7 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, offset: int, 
         nonlocal started
         started += 1
         worker = context.Process(target=_process_worker, name=f"worker {started}",
-                                 args=(config, sweep, offset + WORKER_SEED_STRIDE * started, threads, quiet))
+                                 args=(config, sweep, done, threads, quiet))
         worker.start()
         return worker
 
@@ -114,13 +126,13 @@ def _ended(exitcode: int | None) -> str:
     return f"failed (exit code {exitcode})"
 
 
-def _process_worker(config: OrchConfig, sweep: SweepInfo, offset: int, threads: int, quiet: bool) -> None:
+def _process_worker(config: OrchConfig, sweep: SweepInfo, done: int, threads: int, quiet: bool) -> None:
     interrupt.install()
     import torch
 
     torch.set_num_threads(threads)
     try:
-        run_worker(config, sweep, offset, quiet=quiet)
+        run_worker(config, sweep, done, quiet=quiet)
     except KeyboardInterrupt as exc:
         sys.exit(Interrupted.of(exc).exit_code)
     except Exception as exc:  # one line, as the CLI would print it; the parent names the worker

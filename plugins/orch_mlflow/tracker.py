@@ -41,6 +41,7 @@ def open_client(uri: str):
 
 
 JOURNAL = Path(".orch") / "journal"  # under the project root
+PARENT_KEY = "mlflow.parent_run"  # the study's agreement that names its parent run
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
@@ -279,21 +280,31 @@ class MlflowTracker:
 
     @hookimpl
     def orch_sweep_start(self, sweep) -> None:
+        """The study's one parent run: agreed through the study's storage, so that workers that
+        start together on several machines all nest their trials under the same run."""
         self.replay_all()
-        exp = self.experiment_id(sweep.task)
-        found = self.client.search_runs(
-            [exp], filter_string=f"tags.`orch.study` = '{sweep.study}' and tags.`orch.role` = 'sweep'",
-            max_results=1,
-        )
-        if found:
-            run_id = found[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
+        agreed = sweep.agreed(PARENT_KEY) or self._parent_by_tag(sweep)
+        if agreed is not None:
+            run_id = sweep.agree(PARENT_KEY, agreed)
         else:
+            exp = self.experiment_id(sweep.task)
             tags = {"orch.study": sweep.study, "orch.role": "sweep", "orch.task": sweep.task,
                     "orch.sampler": sweep.sampler, "orch.storage": masked(sweep.storage)}
-            run_id = self.client.create_run(exp, tags=tags, run_name=f"sweep-{sweep.study}").info.run_id
-            self._log_params(run_id, sweep.as_params())
+            mine = self.client.create_run(exp, tags=tags, run_name=f"sweep-{sweep.study}").info.run_id
+            run_id = sweep.agree(PARENT_KEY, mine)
+            if run_id != mine:  # another worker's run won the race
+                self.client.delete_run(mine)
+            else:
+                self._log_params(run_id, sweep.as_params())
+        self._send(run_id, "update_run", status="RUNNING")
         sweep.tracking[KEY] = run_id
+
+    def _parent_by_tag(self, sweep) -> str | None:
+        """The parent run of a study begun before parents were agreed through the study."""
+        found = self.client.search_runs(
+            [self.experiment_id(sweep.task)],
+            filter_string=f"tags.`orch.study` = '{sweep.study}' and tags.`orch.role` = 'sweep'", max_results=1)
+        return found[0].info.run_id if found else None
 
     @hookimpl
     def orch_trial_end(self, sweep, result, run) -> None:

@@ -1,0 +1,78 @@
+"""One value per study and key that every worker of the study agrees on, whoever writes first.
+
+Workers on several machines start together and each would create the sweep's parent run: a
+check-then-create races. The study's own database settles it: a row keyed by (study, key) is
+inserted once, a second insert fails on the primary key, and everybody reads the row that won.
+This holds on SQLite and PostgreSQL alike, without a lock of our own. The table lives beside
+Optuna's in the storage's database.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy
+from sqlalchemy import Column, MetaData, String, Table, Text
+
+from orchestrator.errors import UserError
+from orchestrator.task import masked
+
+METADATA = MetaData()
+AGREEMENTS = Table(
+    "orch_agreements", METADATA,
+    Column("study_name", String(512), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def agree(url: str, study: str, key: str, value: str) -> str:
+    """``value`` if it is the first one stored for (``study``, ``key``), else the one stored before."""
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(AGREEMENTS.insert().values(study_name=study, key=key, value=value))
+    except sqlalchemy.exc.IntegrityError:
+        pass  # another worker was first
+    found = agreed(url, study, key)
+    assert found is not None, "an agreed value cannot vanish"
+    return found
+
+
+def agreed(url: str, study: str, key: str) -> str | None:
+    """The value stored for (``study``, ``key``), or None."""
+    with _engine(url).connect() as conn:
+        return conn.execute(sqlalchemy.select(AGREEMENTS.c.value).where(
+            AGREEMENTS.c.study_name == study, AGREEMENTS.c.key == key)).scalar()
+
+
+def take_number(url: str, study: str, prefix: str, holder: str) -> tuple[int, str]:
+    """The smallest number not yet taken under ``prefix`` (``worker.0``, ``worker.1`` ...), taken
+    for ``holder``: unique among the study's workers on every machine. Returns it and its key."""
+    number = 0
+    while True:
+        key = f"{prefix}.{number}"
+        if agree(url, study, key, holder) == holder:
+            return number, key
+        number += 1
+
+
+def release(url: str, study: str, key: str) -> None:
+    """Give a taken key back (a worker that ends frees its number)."""
+    with _engine(url).begin() as conn:
+        conn.execute(AGREEMENTS.delete().where(AGREEMENTS.c.study_name == study, AGREEMENTS.c.key == key))
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(url: str) -> sqlalchemy.engine.Engine:
+    args = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else {}
+    engine = sqlalchemy.create_engine(url, **args)
+    for attempt in range(3):  # workers creating the table at once: one wins, the others find it
+        try:
+            METADATA.create_all(engine, checkfirst=True)
+            return engine
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            if attempt == 2:
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                raise UserError(f"--storage {masked(url)}: cannot write the study's agreements: {reason}") from None
+    raise AssertionError("unreachable")
