@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 from pydantic import BaseModel
 
-from orchestrator import checkpoint, leases
+from orchestrator import leases
 from orchestrator.context import HISTORY_FILE, METRICS_FILE, RUN_FILE, StageContext
 from orchestrator.device import seed_everything
 from orchestrator.errors import UserError
@@ -127,7 +127,6 @@ def run_stages(
     """Run ``stages`` in order, in one tracked run when ``run`` is given; returns their metrics
     (with ``carried``, the metrics of stages run before, which the run's end reports too)."""
     metrics: dict[str, float] = dict(carried or {})
-    checkpoint.checkpoint_every()  # a bad ORCH_CHECKPOINT_EVERY fails before a run opens
     lease = None
     if run is not None:
         pm.hook.orch_run_start(run=run)

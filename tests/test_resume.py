@@ -57,7 +57,7 @@ def weights(folder) -> dict[str, torch.Tensor]:
     return out
 
 
-class Stage:
+class StageUnderTest:
     """The stage under test in a temp copy of the smoke project, the stages before it done."""
 
     def __init__(self, task, stage, overrides, pm, tmp_path, monkeypatch):
@@ -100,7 +100,7 @@ class Stage:
 
 @pytest.mark.parametrize("task, stage, overrides", CASES, ids=[f"{t}-{s}" for t, s, _ in CASES])
 def test_a_stopped_stage_resumes_to_the_same_weights_and_metrics(task, stage, overrides, pm, tmp_path, monkeypatch):
-    under_test = Stage(task, stage, overrides, pm, tmp_path, monkeypatch)
+    under_test = StageUnderTest(task, stage, overrides, pm, tmp_path, monkeypatch)
     straight = under_test.attempt()
     expected = under_test.weights()
     assert expected
@@ -122,7 +122,7 @@ class Killed(Exception):
 @pytest.mark.parametrize("task, stage, overrides", CASES, ids=[f"{t}-{s}" for t, s, _ in CASES])
 def test_a_stage_stopped_inside_an_epoch_resumes_from_that_batch(task, stage, overrides, pm, tmp_path, monkeypatch):
     monkeypatch.setenv(checkpoint.EVERY_ENV, "0")  # an in-epoch checkpoint after every batch
-    under_test = Stage(task, stage, overrides, pm, tmp_path, monkeypatch)
+    under_test = StageUnderTest(task, stage, overrides, pm, tmp_path, monkeypatch)
     write, saves = checkpoint.write_atomic, []
 
     def recording(state, path):

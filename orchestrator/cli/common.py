@@ -91,10 +91,15 @@ def task_and_params(ctx, task_name: str, params_file: Path | None, overrides: tu
     pm, project = setup(ctx, params_file)
     reg = get_task(pm, task_name)
     params, sweep = load_task_params(reg.task, project.params_file, list(overrides), tasks=load_tasks(pm))
+    check_environment()
+    return pm, project, reg, params, sweep
+
+
+def check_environment() -> None:
+    """Settings read from the environment by commands that train, refused before anything starts."""
     from orchestrator.checkpoint import checkpoint_every
 
-    checkpoint_every()  # a bad ORCH_CHECKPOINT_EVERY is refused before anything starts
-    return pm, project, reg, params, sweep
+    checkpoint_every()
 
 
 params_option = click.option("--params", "params_file", type=click.Path(path_type=Path),

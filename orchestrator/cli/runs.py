@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.common import handled, params_option, set_option, setup, task_and_params
+from orchestrator.cli.common import check_environment, handled, params_option, set_option, setup, task_and_params
 from orchestrator.cli.group import main
 from orchestrator.errors import RunFailed, UserError
 
@@ -119,6 +119,7 @@ def worker(ctx, task, storage, study, jobs, out_dir):
 
     pm, project = setup(ctx)
     reg = get_task(pm, task)
+    check_environment()
     plan = Study.existing(study, storage).settings(storage)
     if plan.task != task:
         raise UserError(f"--study {study}: that study sweeps task {plan.task}, not {task}")

@@ -34,9 +34,7 @@ def agree(url: str, study: str, key: str, value: str) -> str:
             conn.execute(AGREEMENTS.insert().values(study_name=study, key=key, value=value))
     except sqlalchemy.exc.IntegrityError:
         pass  # another worker was first
-    found = agreed(url, study, key)
-    assert found is not None, "an agreed value cannot vanish"
-    return found
+    return agreed(url, study, key)
 
 
 def agreed(url: str, study: str, key: str) -> str | None:
@@ -67,12 +65,13 @@ def release(url: str, study: str, key: str) -> None:
 def _engine(url: str) -> sqlalchemy.engine.Engine:
     args = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else {}
     engine = sqlalchemy.create_engine(url, **args)
-    for attempt in range(3):  # workers creating the table at once: one wins, the others find it
+    attempts = 3  # workers creating the table at once: one wins, the others find it
+    for attempt in range(1, attempts + 1):
         try:
             METADATA.create_all(engine, checkfirst=True)
-            return engine
+            break
         except sqlalchemy.exc.SQLAlchemyError as exc:
-            if attempt == 2:
+            if attempt == attempts:
                 reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
                 raise UserError(f"--storage {masked(url)}: cannot write the study's agreements: {reason}") from None
-    raise AssertionError("unreachable")
+    return engine

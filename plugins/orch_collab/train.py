@@ -75,9 +75,9 @@ def fit(
     for epoch in range(state.epoch, epochs):
         model.train()
         at = state.take_within()  # a long epoch killed part way goes on from its last checkpoint
-        order = at["order"].to(train.ratings.device) if at else torch.randperm(len(train), generator=gen).to(train.ratings.device)
+        order = (at["order"] if at else torch.randperm(len(train), generator=gen)).to(train.ratings.device)
         total = at.get("total", 0.0)
-        for start in progress(range(at.get("at", 0), len(order), bs), desc=f"epoch {epoch + 1}/{epochs}"):
+        for start in progress(range(at.get("batches", 0) * bs, len(order), bs), desc=f"epoch {epoch + 1}/{epochs}"):
             idx = order[start:start + bs]
             loss = nn.functional.mse_loss(model(train.users[idx], train.items[idx]), train.ratings[idx])
             opt.zero_grad(set_to_none=True)
@@ -86,8 +86,7 @@ def fit(
             sched.step()
             total += loss.item() * len(idx)
             if state.due():
-                state.save(epoch, within={"at": start + bs, "batches": start // bs + 1, "order": order.cpu(),
-                                          "total": total})
+                state.save(epoch, within={"batches": start // bs + 1, "order": order.cpu(), "total": total})
         val_loss = mse(model, val)
         on_epoch(epoch, {"train_loss": total / len(train), "val_loss": val_loss, "val_rmse": val_loss ** 0.5})
         state.save(epoch + 1)

@@ -283,21 +283,21 @@ class MlflowTracker:
         """The study's one parent run: agreed through the study's storage, so that workers that
         start together on several machines all nest their trials under the same run."""
         self.replay_all()
-        agreed = sweep.agreed(PARENT_KEY) or self._parent_by_tag(sweep)
-        if agreed is not None:
-            run_id = sweep.agree(PARENT_KEY, agreed)
-        else:
-            exp = self.experiment_id(sweep.task)
+        found = sweep.agreed(PARENT_KEY) or self._parent_by_tag(sweep)
+        if found is None:
             tags = {"orch.study": sweep.study, "orch.role": "sweep", "orch.task": sweep.task,
                     "orch.sampler": sweep.sampler, "orch.storage": masked(sweep.storage)}
-            mine = self.client.create_run(exp, tags=tags, run_name=f"sweep-{sweep.study}").info.run_id
-            run_id = sweep.agree(PARENT_KEY, mine)
-            if run_id != mine:  # another worker's run won the race
+            mine = self.client.create_run(self.experiment_id(sweep.task), tags=tags,
+                                          run_name=f"sweep-{sweep.study}").info.run_id
+            found = sweep.agree(PARENT_KEY, mine)
+            if found == mine:
+                self._log_params(mine, sweep.as_params())
+            else:  # another worker's run won the race
                 self.client.delete_run(mine)
-            else:
-                self._log_params(run_id, sweep.as_params())
-        self._send(run_id, "update_run", status="RUNNING")
-        sweep.tracking[KEY] = run_id
+        else:
+            found = sweep.agree(PARENT_KEY, found)  # a study from before agreements records its parent
+            self._send(found, "update_run", status="RUNNING")  # a resumed sweep
+        sweep.tracking[KEY] = found
 
     def _parent_by_tag(self, sweep) -> str | None:
         """The parent run of a study begun before parents were agreed through the study."""

@@ -45,9 +45,9 @@ def fit(model: torch.nn.Module, train: list[torch.Tensor], val: list[torch.Tenso
     for epoch in range(state.epoch, epochs):
         model.train()
         at = state.take_within()  # a long epoch killed part way goes on from its last checkpoint
-        order = at["order"].to(y.device) if at else torch.randperm(len(y), generator=gen).to(y.device)
+        order = (at["order"] if at else torch.randperm(len(y), generator=gen)).to(y.device)
         total = at.get("total", 0.0)
-        for i in progress(range(at.get("at", 0), len(order), bs), desc=f"epoch {epoch + 1}/{epochs}"):
+        for i in progress(range(at.get("batches", 0) * bs, len(order), bs), desc=f"epoch {epoch + 1}/{epochs}"):
             idx = order[i:i + bs]
             loss = F.mse_loss(model(cats[idx], conts[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -56,7 +56,7 @@ def fit(model: torch.nn.Module, train: list[torch.Tensor], val: list[torch.Tenso
             sched.step()
             total += loss.item() * len(idx)
             if state.due():
-                state.save(epoch, within={"at": i + bs, "batches": i // bs + 1, "order": order.cpu(), "total": total})
+                state.save(epoch, within={"batches": i // bs + 1, "order": order.cpu(), "total": total})
         pred = predict(model, val)
         on_epoch(epoch, {"train_loss": total / len(y), "val_loss": float(np.mean((pred - val_y) ** 2)),
                          "val_rmspe": rmspe(np.exp(val_y), np.exp(pred)), "val_mape": mape(np.exp(val_y), np.exp(pred))})

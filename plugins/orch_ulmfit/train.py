@@ -125,11 +125,10 @@ def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs
         model.train()
         model.reset()
         at = state.take_within()  # a long epoch killed part way goes on from its last checkpoint
+        pos, done, loss_sum, n, before = 0, 0, 0.0, 0, 0.0
         if at:
             model.encoder.hidden = [(h.to(device), c.to(device)) for h, c in at["hidden"]] if at["hidden"] else None
-            step = at["step"]
-        pos, done, loss_sum, n, before = at.get("pos", 0), at.get("batches", 0), at.get("loss_sum", 0.0), \
-            at.get("n", 0), at.get("seconds", 0.0)
+            step, pos, done, loss_sum, n, before = (at[k] for k in ("step", "pos", "batches", "loss_sum", "n", "seconds"))
         start = time.perf_counter()
         for x, y in progress(loader.batches(pos), total=len(loader) - done, desc=f"epoch {epoch + 1}/{epochs}"):
             x, y = x.to(device), y.to(device)
@@ -247,8 +246,7 @@ def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len:
             done += 1
             if state.due():
                 state.save(epoch, within={"batches": done, "loss_sum": loss_sum, "n": n, "opt": opt.state_dict(),
-                                          "order_rng": order_rng,
-                                          "seconds": before + time.perf_counter() - start})
+                                          "order_rng": order_rng, "seconds": before + time.perf_counter() - start})
         seconds += before + time.perf_counter() - start
         seen += n
         val_loss, val_error = evaluate_classifier(model, *val, bs, max_len, device)
