@@ -123,3 +123,21 @@ def write_movielens(folder: Path, n_users: int = 40, n_items: int = 30, per_user
 @pytest.fixture
 def movielens(tmp_path) -> Path:
     return write_movielens(tmp_path / "ml-tiny")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (see tests/servers.py); skips without one. Its
+    folder is not under pytest's root-only temp folder: the server may run as another user."""
+    import shutil
+    import tempfile
+
+    from servers import Postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="orch-pg-"))
+    try:
+        server = Postgres(folder)
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -107,20 +108,21 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
 @click.option("--storage", metavar="URL", required=True, help="the study's Optuna storage, as `orch sweep` was given it.")
 @click.option("--study", metavar="NAME", required=True, help="the study to join (`orch sweep` prints its name).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes on this machine.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="seconds before this worker stops.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="where best_params.yaml and "
               "trials.md go (default: sweeps/STUDY).")
 @click.pass_context
 @handled
-def worker(ctx, task, storage, study, jobs, out_dir):
+def worker(ctx, task, storage, study, jobs, timeout, out_dir):
     """Join a study that `orch sweep` started (on any machine) and run its trials until its
-    budget is met, with the settings recorded on the study."""
+    budget is met, with the settings recorded on the study (but the timeout: each worker's own)."""
     from orchestrator.registry import get_task
     from orchestrator.sweep.study import Study
 
     pm, project = setup(ctx)
     reg = get_task(pm, task)
     check_environment()
-    plan = Study.existing(study, storage).settings(storage)
+    plan = dataclasses.replace(Study.existing(study, storage).settings(storage), timeout=timeout)
     if plan.task != task:
         raise UserError(f"--study {study}: that study sweeps task {plan.task}, not {task}")
     _sweep_and_summary(ctx, pm, reg, project, plan, jobs, out_dir)

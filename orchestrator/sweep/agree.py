@@ -10,6 +10,7 @@ Optuna's in the storage's database.
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import sqlalchemy
 from sqlalchemy import Column, MetaData, String, Table, Text
@@ -59,6 +60,40 @@ def release(url: str, study: str, key: str) -> None:
     """Give a taken key back (a worker that ends frees its number)."""
     with _engine(url).begin() as conn:
         conn.execute(AGREEMENTS.delete().where(AGREEMENTS.c.study_name == study, AGREEMENTS.c.key == key))
+
+
+class StudyGate:
+    """A lock held by one worker of a study at a time, on every machine: a PostgreSQL advisory
+    lock, or a file lock beside a SQLite storage. A worker holds it from the budget check until
+    its new trial is RUNNING in the study, so two workers never both take the last place."""
+
+    def __init__(self, url: str, study: str):
+        self.url, self.study, self._release = url, study, None
+
+    def acquire(self) -> None:
+        engine = _engine(self.url)
+        if engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(self.study.encode()).digest()[:8], "big", signed=True)
+            conn = engine.connect()
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+
+            def release() -> None:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.close()
+        else:
+            from filelock import FileLock
+
+            digest = hashlib.sha256(self.study.encode()).hexdigest()[:12]
+            lock = FileLock(f"{engine.url.database}.{digest}.lock")
+            lock.acquire()
+            release = lock.release
+        self._release = release
+
+    def release(self) -> None:
+        """Let the next worker in (again: a no-op)."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 @functools.lru_cache(maxsize=8)

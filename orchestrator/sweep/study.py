@@ -16,6 +16,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from orchestrator import interrupt
+from orchestrator.sweep import agree
 from orchestrator.errors import UserError
 from orchestrator.space import values_from_optuna
 from orchestrator.task import SweepInfo, TrialResult, masked
@@ -132,8 +133,8 @@ class Study:
     """One Optuna study, created or joined. ``offset`` shifts the sampler's seed so that workers
     sharing the study do not draw the same values."""
 
-    def __init__(self, study: optuna.Study):
-        self._study = study
+    def __init__(self, study: optuna.Study, url: str):
+        self._study, self._url = study, url
 
     @classmethod
     def open(cls, sweep: SweepInfo, offset: int = 0) -> "Study":
@@ -142,13 +143,13 @@ class Study:
         return cls(optuna.create_study(
             study_name=sweep.study, storage=storage(sweep.storage, sweep), sampler=_sampler(sweep, offset),
             pruner=_pruner(sweep), direction=sweep.direction, load_if_exists=True,
-        ))
+        ), sweep.storage)
 
     @classmethod
     def existing(cls, name: str, url: str) -> "Study":
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         try:
-            return cls(optuna.load_study(study_name=name, storage=storage(url, create=False)))
+            return cls(optuna.load_study(study_name=name, storage=storage(url, create=False)), url)
         except (KeyError, MissingStorage):
             raise UserError(f"--study {name}: no such study in {url}") from None
 
@@ -222,10 +223,15 @@ class Study:
 
     def optimize(self, run_trial: Callable[[Any], TrialResult], budget: int, timeout: float | None) -> None:
         """Run trials until the study holds ``budget`` counted trials, those other workers are
-        running included (the budget is the study's, however many workers share it), or until
-        ``timeout`` seconds have passed; ``run_trial(optuna_trial)`` samples, runs and returns."""
+        running included (the budget is the study's, however many workers share it, on any
+        machine), or until ``timeout`` seconds have passed; ``run_trial(optuna_trial)`` samples,
+        runs and returns. Each worker checks the budget and starts its trial under the study's
+        gate (``agree.StudyGate``), so that two workers never both take its last place."""
+
+        gate = agree.StudyGate(self._url, self._study.study_name)
 
         def objective(trial: optuna.Trial) -> float:
+            gate.release()  # the trial is RUNNING in the study: the next worker counts it
             with interrupt.exposed():  # a stop signal ends the trial's training at once
                 result = run_trial(trial)
             trial.set_user_attr(RESULT, {k: v for k, v in dataclasses.asdict(result).items() if k != "number"})
@@ -244,10 +250,17 @@ class Study:
         deadline = None if timeout is None else time.monotonic() + timeout
         # Optuna's own bookkeeping (ask, tell) is never cut in half by a first stop signal: it
         # takes effect in the trial's training (each batch and epoch checks), or after the trial
+        # the budget check and the new trial's start happen under the study's gate: exact budgets
         with interrupt.shielded():
-            while self.counted() + self.running() < budget and (deadline is None or time.monotonic() < deadline):
-                self._study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=[stop_if_asked],
-                                     gc_after_trial=True)
+            while deadline is None or time.monotonic() < deadline:
+                gate.acquire()
+                try:
+                    if self.counted() + self.running() >= budget:
+                        break
+                    self._study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=[stop_if_asked],
+                                         gc_after_trial=True)
+                finally:
+                    gate.release()
 
 
 def _result(t: optuna.trial.FrozenTrial) -> TrialResult:

@@ -1,0 +1,87 @@
+"""Workers of one study on a real PostgreSQL server (started by the ``postgres`` fixture): the
+agreements that make one parent run and distinct sampler seeds, and `orch sweep` with `orch worker`
+sharing the study as two machines would."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import subprocess
+import sys
+
+import yaml
+
+from orchestrator.sweep.study import Study
+from servers import PASSWORD
+from test_integration import client_for, runs_of
+
+
+def _agree(url: str, barrier, value: str, out) -> None:
+    from orchestrator.sweep import agree
+
+    barrier.wait()
+    out.put((agree.agree(url, "s", "parent", value), agree.take_number(url, "s", "worker", value)[0]))
+
+
+def test_workers_that_race_on_postgresql_agree_on_one_value_and_take_distinct_numbers(postgres):
+    url = postgres.url()
+    context = multiprocessing.get_context("spawn")
+    barrier, out = context.Barrier(4), context.Queue()
+    procs = [context.Process(target=_agree, args=(url, barrier, f"v{i}", out)) for i in range(4)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len({value for value, _ in got}) == 1  # one winner, whoever it was
+    assert sorted(number for _, number in got) == [0, 1, 2, 3]
+
+
+def orch(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_sweep_and_a_worker_share_a_postgresql_study_under_one_parent_run(project, toy_site, postgres):
+    params = {"toy": {"epochs": 2, "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}},
+                                              "pruner": "none"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    storage = postgres.url()
+    first = orch("sweep", "toy", "--trials", "6", "--study", "pg", "--storage", storage, "--timeout", "0.5",
+                 cwd=project)  # records the study's settings (budget 6); stops after its first trial
+    assert first.returncode == 0, first.stderr
+    args = ("-q", "worker", "toy", "--study", "pg", "--storage", storage)
+    workers = [subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=project, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    for w, (out, err) in zip(workers, outputs):
+        assert w.returncode == 0, err
+        assert PASSWORD not in out + err and "orch:***@" in out
+    assert PASSWORD not in first.stdout + first.stderr
+
+    results = Study.existing("pg", storage).results()
+    complete = [r for r in results if r.state == "COMPLETE"]
+    assert len(complete) == 6, [(r.number, r.state) for r in results]  # the budget is exact (StudyGate)
+    assert len({r.number for r in results}) == len(results)
+    values = [tuple(sorted(r.params.items())) for r in complete]
+    assert len(set(values)) == len(values)  # workers seeded apart: no value set drawn twice
+    runs = runs_of(client_for(project), "toy")
+    [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
+    assert parent.info.status == "FINISHED" and PASSWORD not in parent.data.tags["orch.storage"]
+    children = [r for r in runs if r.data.tags.get("orch.role") != "sweep"]
+    assert len(children) == len(results)
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert {r.data.tags["orch.worker_host"] for r in children} == {socket.gethostname()}
+    by_trial = {int(r.data.tags["orch.trial"]): r for r in children}
+    for r in complete:
+        assert float(by_trial[r.number].data.params["lr"]) == r.params["lr"]
+
+
+def test_a_wrong_postgresql_password_is_one_line_and_creates_nothing(project, postgres):
+    postgres.url("wrongpw")
+    out = orch("sweep", "collab", "--storage", postgres.base("wrongpw", password="nope"), cwd=project)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "password authentication failed" in lines[0] and "nope" not in lines[0], out.stderr
+    assert [p for p in project.rglob("*") if p.is_file()] == []
