@@ -4,6 +4,8 @@ during ``orch run`` and started again, once while the run goes on and once after
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,8 +26,8 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """``mlflow server`` on 127.0.0.1 with its own store and artifact folder, stopped and started
-    again on the same port like a server restarted by its operator."""
+    """``mlflow server`` on 127.0.0.1 with its own store and artifact folder, killed and started
+    again on the same port like a server that crashed and was restarted."""
 
     def __init__(self, folder: Path):
         self.folder, self.port, self.proc = folder, free_port(), None
@@ -36,18 +38,22 @@ class MlflowServer:
                "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", "1"]
         self.proc = subprocess.Popen(cmd, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, env={**__import__("os").environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+                                     text=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+                                     start_new_session=True)
         StderrLines(self.proc).wait_for(lambda line: "Uvicorn running on" in line or "Listening at" in line,
                                         timeout=120)
 
     def stop(self) -> None:
-        self.proc.terminate()
+        """A crash, not a graceful shutdown (which takes uvicorn about 5 s): the harder outage."""
+        os.killpg(self.proc.pid, signal.SIGKILL)  # with the uvicorn workers it started
         self.proc.wait(timeout=60)
 
 
-def run_with_server_stopped_at_epoch_2(project: Path, server: MlflowServer, epoch_seconds: float):
-    """``orch run toy`` against the server, which is stopped once the run's second epoch is logged."""
-    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": EPOCHS, "epoch_seconds": epoch_seconds}}))
+def run_with_server_stopped_at_epoch_2(project: Path, server: MlflowServer, epoch_seconds: float, hold: str = ""):
+    """``orch run toy`` against the server, which is stopped once the run's second epoch is logged;
+    with ``hold``, the run waits before its last epoch until that file exists."""
+    params = {"epochs": EPOCHS, "epoch_seconds": epoch_seconds, "hold": hold}
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": params}))
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--tracking-uri", server.uri, "run", "toy"],
                             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = StderrLines(proc)
@@ -65,7 +71,7 @@ def history(client: MlflowClient, run_id: str) -> dict:
         for f in client.list_artifacts(run_id, path):
             yield from (files(f.path) if f.is_dir else [f.path])
 
-    params = {k: v for k, v in run.data.params.items() if k != "epoch_seconds"}
+    params = {k: v for k, v in run.data.params.items() if k not in ("epoch_seconds", "hold")}
     tags = {k for k in run.data.tags if not k.startswith("mlflow.")}
     metrics = {k: [(m.step, round(m.value, 9)) for m in client.get_metric_history(run_id, k)]
                for k in run.data.metrics if not k.endswith("_seconds")}
@@ -85,10 +91,13 @@ def test_a_tracking_server_outage_mid_run_loses_no_metric_and_no_artifact(tmp_pa
         expected = history(client, reference.info.run_id)
         assert len(expected["metrics"]["val_rmse"]) == EPOCHS + 1  # each epoch, then the final value
 
-        # 1. the server goes away at epoch 2 and comes back while the run goes on
-        proc, lines = run_with_server_stopped_at_epoch_2(project, server, epoch_seconds=0.25)
+        # 1. the server goes away at epoch 2 and comes back while the run goes on (the run waits
+        # before its last epoch until then: a restart can take longer than the run on a busy machine)
+        release = tmp_path / "server-is-back"
+        proc, lines = run_with_server_stopped_at_epoch_2(project, server, epoch_seconds=0.02, hold=str(release))
         lines.wait_for(lambda line: "did not answer; training goes on" in line)
         server.start()
+        release.touch()
         lines.wait_for(lambda line: "the tracking server is back" in line)
         assert proc.wait(timeout=300) == 0, lines.rest()
         assert "Traceback" not in lines.rest()

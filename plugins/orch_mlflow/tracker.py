@@ -155,15 +155,19 @@ class MlflowTracker:
             self._end(run_id, status)
 
     def _end(self, run_id: str, status: str) -> None:
-        self._send(run_id, "set_terminated", status=status, end_time=int(time.time() * 1000))
+        # the run's last write tries the server at once, not after RETRY_EVERY: it may be back
+        self._send(run_id, "set_terminated", now=True, status=status, end_time=int(time.time() * 1000))
         if self.journal.pending(run_id):
             click.echo(f"orch: the tracking server has not answered: {self.journal.count(run_id)} write(s) of run "
                        f"{run_id} wait in {self.journal.folder}; the next orch command sends them, or `orch sync`",
                        err=True)
 
-    def _send(self, run_id: str, op: str, **args) -> None:
-        """One write to the run, through the journal when the server is away (see ``journal``)."""
+    def _send(self, run_id: str, op: str, now: bool = False, **args) -> None:
+        """One write to the run, through the journal when the server is away (see ``journal``);
+        ``now``: try the server even if it failed less than RETRY_EVERY ago."""
         waiting = self.journal.pending(run_id)
+        if waiting and now:
+            self.journal.replay(self.client, run_id, self._went_away, force=True)
         self.journal.send(self.client, run_id, op, self._went_away, **args)
         if waiting and not self.journal.pending(run_id):
             self._away = False
