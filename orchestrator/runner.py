@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 from pydantic import BaseModel
 
-from orchestrator import leases
+from orchestrator import interrupt, leases
 from orchestrator.context import HISTORY_FILE, METRICS_FILE, RUN_FILE, StageContext
 from orchestrator.device import seed_everything
 from orchestrator.errors import UserError
@@ -128,12 +128,15 @@ def run_stages(
     (with ``carried``, the metrics of stages run before, which the run's end reports too)."""
     metrics: dict[str, float] = dict(carried or {})
     lease = None
-    if run is not None:
-        pm.hook.orch_run_start(run=run)
-        lease = leases.hold(scratch, leases.Lease(run.task, run.name, dict(run.tracking),
-                                                  run.sweep.study if run.sweep else None, run.trial,
-                                                  _scratch_folder(dirs, stages, scratch)))
     try:
+        if run is not None:
+            # one shielded step: a stop signal that comes while the trackers open the run takes
+            # effect once the run is leased, inside this try, which closes it as KILLED
+            with interrupt.shielded():
+                pm.hook.orch_run_start(run=run)
+                lease = leases.hold(scratch, leases.Lease(run.task, run.name, dict(run.tracking),
+                                                          run.sweep.study if run.sweep else None, run.trial,
+                                                          _scratch_folder(dirs, stages, scratch)))
         for stage in stages:
             view = StageParams(params, declared_keys(stage.params, type(params)), f"{reg.task.name}.{stage.name}")
             ctx = StageContext(reg.task, stage, view, pm.hook, dirs, scratch, run, quiet, restart)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-
 import math
+import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import Recorder
-from orchestrator import hookimpl
+from orchestrator import hookimpl, interrupt
 from orchestrator.errors import NonFiniteLoss, Pruned, UserError
+from orchestrator.interrupt import Interrupted
 from orchestrator.params import validate
 from orchestrator.registry import load_tasks
 from orchestrator.runner import Project, run_dvc_stage, run_task
@@ -223,3 +226,67 @@ def test_a_checkpoint_is_keyed_by_its_inputs_data_not_by_their_metrics_and_timin
     assert key() == first
     (dirs["prepare"] / "data.json").write_text("[1, 3]")
     assert key() != first
+
+
+def _sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SigtermAtRunStart:
+    """Sends this process SIGTERM while the trackers open the run."""
+
+    @hookimpl
+    def orch_run_start(self, run):
+        _sigterm()
+
+
+class SigtermAtTrialStart:
+    """Sends this process SIGTERM as a trial starts, before its run opens."""
+
+    @hookimpl
+    def orch_trial_start(self, sweep, trial, params):
+        _sigterm()
+
+
+@pytest.fixture
+def stop_at(toy):
+    """Registers a plugin with this process's stop handlers installed; both undone afterwards."""
+    pm = toy[0]
+    saved = {s: signal.getsignal(s) for s in interrupt.SIGNALS}, sys.unraisablehook
+    interrupt.install()
+    registered = []
+
+    def register(plugin) -> None:
+        pm.register(plugin)
+        registered.append(plugin)
+
+    yield register
+    for plugin in registered:
+        pm.unregister(plugin)
+    interrupt.reset()
+    for signum, handler in saved[0].items():
+        signal.signal(signum, handler)
+    sys.unraisablehook = saved[1]
+
+
+def test_a_stop_while_the_trackers_open_the_run_closes_it_and_leaves_no_lease(toy, stop_at, tmp_path):
+    pm, reg, recorder, project = toy
+    stop_at(SigtermAtRunStart())
+    with pytest.raises(Interrupted):
+        run_task(pm, reg, params(reg), project, tmp_path / "work")
+    name, error = recorder.calls[-1]
+    assert name == "orch_run_error" and isinstance(error, Interrupted)  # closed as KILLED, not left RUNNING
+    assert list((project.scratch / "leases").glob("*.json")) == []
+
+
+def test_a_stop_as_a_trial_starts_is_interrupted_with_its_values_not_lost(toy, stop_at):
+    pm, reg, recorder, project = toy
+    stop_at(SigtermAtTrialStart())
+    config = validate(SweepConfig, {"trials": 2, "pruner": "none",
+                                    "space": {"lr": {"low": 0.01, "high": 0.3, "scale": "log"}}}, "toy.sweep", "t")
+    sweep = plan_sweep(reg, project, params(reg), config, study="stopped")
+    with pytest.raises(Interrupted):
+        run_sweep(pm, reg, project, sweep, jobs=1, out_dir=project.root / "sweep")
+    (result,) = Study.existing("stopped", sweep.storage).results()
+    assert result.state == "INTERRUPTED" and 0.01 <= result.params["lr"] <= 0.3  # queued again on the rerun
+    assert recorder.names()[-1] == "orch_sweep_end"  # the parent run is closed too

@@ -10,10 +10,12 @@ import subprocess
 import sys
 
 import yaml
+from mlflow.tracking import MlflowClient
 
 from orchestrator.sweep.study import Study
+from orchestrator.sweep.workers import LostRuns
 from servers import PASSWORD
-from test_integration import client_for, runs_of
+from test_integration import StderrLines, client_for, epoch_of, runs_of
 
 
 def _agree(url: str, barrier, value: str, out) -> None:
@@ -38,22 +40,43 @@ def test_workers_that_race_on_postgresql_agree_on_one_value_and_take_distinct_nu
     assert sorted(number for _, number in got) == [0, 1, 2, 3]
 
 
+def _open(url: str, barrier, out) -> None:
+    from orchestrator.sweep.study import storage
+
+    barrier.wait()
+    storage(url)  # Optuna creates its schema here
+    out.put("opened")
+
+
+def test_workers_that_open_a_fresh_postgresql_database_at_once_all_get_the_storage(postgres):
+    url = postgres.url()  # empty: the first to open it creates Optuna's tables and types
+    context = multiprocessing.get_context("spawn")
+    barrier, out = context.Barrier(3), context.Queue()
+    procs = [context.Process(target=_open, args=(url, barrier, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert [out.get(timeout=5) for _ in procs] == ["opened"] * 3
+
+
 def orch(*args, cwd):
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300)
 
 
-def test_a_sweep_and_a_worker_share_a_postgresql_study_under_one_parent_run(project, toy_site, postgres):
+def test_three_workers_share_a_postgresql_study_a_budget_of_30_and_one_parent_run(project, toy_site, postgres):
     params = {"toy": {"epochs": 2, "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}},
                                               "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     storage = postgres.url()
-    first = orch("sweep", "toy", "--trials", "6", "--study", "pg", "--storage", storage, "--timeout", "0.5",
-                 cwd=project)  # records the study's settings (budget 6); stops after its first trial
+    first = orch("sweep", "toy", "--trials", "30", "--study", "pg", "--storage", storage, "--timeout", "0.5",
+                 cwd=project)  # records the study's settings (budget 30); stops after its first trial
     assert first.returncode == 0, first.stderr
     args = ("-q", "worker", "toy", "--study", "pg", "--storage", storage)
     workers = [subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=project, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+                                stderr=subprocess.PIPE, text=True) for _ in range(3)]  # started together
     outputs = [w.communicate(timeout=300) for w in workers]
     for w, (out, err) in zip(workers, outputs):
         assert w.returncode == 0, err
@@ -62,7 +85,7 @@ def test_a_sweep_and_a_worker_share_a_postgresql_study_under_one_parent_run(proj
 
     results = Study.existing("pg", storage).results()
     complete = [r for r in results if r.state == "COMPLETE"]
-    assert len(complete) == 6, [(r.number, r.state) for r in results]  # the budget is exact (StudyGate)
+    assert len(complete) == len(results) == 30, [(r.number, r.state) for r in results]  # exact (StudyGate)
     assert len({r.number for r in results}) == len(results)
     values = [tuple(sorted(r.params.items())) for r in complete]
     assert len(set(values)) == len(values)  # workers seeded apart: no value set drawn twice
@@ -85,3 +108,47 @@ def test_a_wrong_postgresql_password_is_one_line_and_creates_nothing(project, po
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "password authentication failed" in lines[0] and "nope" not in lines[0], out.stderr
     assert [p for p in project.rglob("*") if p.is_file()] == []
+
+
+def test_a_worker_killed_on_one_machine_is_failed_by_its_heartbeat_and_its_trial_rerun_on_another(
+        tmp_path, toy_site, postgres):
+    """Two machines: two project folders (their own leases and scratch), one PostgreSQL study, one
+    tracking store. The worker of machine A is killed in the middle of a trial; nothing on A is left
+    to notice. Machine B's worker waits for the trial's heartbeat to stop, fails it, runs it again
+    and meets the budget; the dead trial's run is closed, the parent too, nothing stays RUNNING."""
+    machines = [tmp_path / "a", tmp_path / "b"]
+    params = {"toy": {"epochs": 8, "epoch_seconds": 0.25,
+                      "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none",
+                                "heartbeat": 1, "grace_period": 3}}}
+    for folder in machines:
+        folder.mkdir()
+        (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    storage, tracking = postgres.url(), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = ("--tracking-uri", tracking)
+    first = orch(*common, "sweep", "toy", "--trials", "4", "--study", "hb", "--storage", storage, "--timeout", "0.5",
+                 cwd=machines[0])  # records the settings; one trial
+    assert first.returncode == 0, first.stderr
+    worker = [sys.executable, "-m", "orchestrator", *common, "worker", "toy", "--study", "hb", "--storage", storage]
+    a, b = (subprocess.Popen(worker, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for folder in machines)
+    lines = StderrLines(a)
+    lines.wait_for(lambda line: epoch_of(line)[1] == 2)  # A is inside a trial
+    a.kill()
+    a.wait(timeout=60)
+    _, err = b.communicate(timeout=300)
+    assert b.returncode == 0, err
+
+    results = Study.existing("hb", storage).results()
+    states = [(r.number, r.state, r.retried_as) for r in results]
+    assert sum(r.state == "COMPLETE" for r in results) == 4, states  # the budget is met
+    [lost] = [r for r in results if r.state == "LOST"]
+    retry = next(r for r in results if r.number == lost.retried_as)
+    assert retry.state == "COMPLETE" and retry.params == lost.params, states
+    assert len({r.number for r in results}) == len(results)
+
+    runs = runs_of(MlflowClient(tracking_uri=tracking), "toy")
+    assert "RUNNING" not in {r.info.status for r in runs}, [(r.info.run_name, r.info.status) for r in runs]
+    [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
+    assert parent.info.status == "FINISHED"
+    [killed] = [r for r in runs if r.data.tags.get("orch.trial") == str(lost.number)]
+    assert killed.info.status == "KILLED" and killed.data.tags["orch.error"] == LostRuns.REASON

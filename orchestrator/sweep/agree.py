@@ -71,7 +71,7 @@ class StudyGate:
         self.url, self.study, self._release = url, study, None
 
     def acquire(self) -> None:
-        engine = _engine(self.url)
+        engine = _plain_engine(self.url)
         if engine.dialect.name == "postgresql":
             key = int.from_bytes(hashlib.sha256(self.study.encode()).digest()[:8], "big", signed=True)
             conn = engine.connect()
@@ -95,11 +95,24 @@ class StudyGate:
         if release is not None:
             release()
 
+    def __enter__(self) -> "StudyGate":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@functools.lru_cache(maxsize=8)
+def _plain_engine(url: str) -> sqlalchemy.engine.Engine:
+    args = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else {}
+    return sqlalchemy.create_engine(url, **args)
+
 
 @functools.lru_cache(maxsize=8)
 def _engine(url: str) -> sqlalchemy.engine.Engine:
-    args = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else {}
-    engine = sqlalchemy.create_engine(url, **args)
+    """The engine, with the agreements table created."""
+    engine = _plain_engine(url)
     attempts = 3  # workers creating the table at once: one wins, the others find it
     for attempt in range(1, attempts + 1):
         try:

@@ -15,7 +15,7 @@ from orchestrator.runner import Project, close_lost_runs, run_stages
 from orchestrator.sweep.outputs import write_outputs
 from orchestrator.sweep.study import Study
 from orchestrator.sweep.trial import setup_dirs, split_stages
-from orchestrator.sweep.workers import run_processes, run_worker
+from orchestrator.sweep.workers import LostRuns, run_processes, run_worker
 from orchestrator.task import OrchConfig, SweepInfo, TrialResult
 
 
@@ -27,8 +27,8 @@ def run_sweep(
     write best_params.yaml and trials.md into ``out_dir``; returns the best feasible trial or None."""
     study = Study.open(sweep)
     study.claim(sweep)
-    study.fail_lost(_lost_trials(pm, project, sweep))
-    queued = study.requeue(sweep.max_retries)
+    queued = study.recover(_lost_trials(pm, project, sweep), sweep.max_retries)
+    LostRuns(pm, sweep, study).close()  # trials of workers lost elsewhere, failed by their heartbeat
     if queued and not quiet:
         print(f"[sweep] {queued} trial(s) stopped before their end queued again with the same values", file=sys.stderr)
     setup = split_stages(reg)[0]
@@ -46,8 +46,7 @@ def run_sweep(
     config = OrchConfig(project.root, tracking_uri)
     stopped: BaseException | None = None
     def worker_lost() -> None:  # fail the dead worker's trial and queue it again, for its replacement
-        study.fail_lost(_lost_trials(pm, project, sweep))
-        study.requeue(sweep.max_retries)
+        study.recover(_lost_trials(pm, project, sweep), sweep.max_retries)
 
     try:
         if remaining and jobs <= 1:

@@ -3,6 +3,7 @@ and each trial's result, stored as one user attribute and read back as a ``Trial
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import signal
@@ -19,11 +20,13 @@ from orchestrator import interrupt
 from orchestrator.sweep import agree
 from orchestrator.errors import UserError
 from orchestrator.space import values_from_optuna
+from orchestrator.sweep.trial import TRACKING
 from orchestrator.task import SweepInfo, TrialResult, masked
 
 RESULT = "result"  # the user attribute that holds a finished trial's TrialResult fields
 RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run again
 LOST_REASON = "worker lost"
+SCHEMA_GATE = "orch: Optuna's schema"  # the name of a gate no sweep uses (an advisory lock keyed by its hash)
 SETTINGS = "sweep"  # the study's user attribute that holds its SweepInfo (but storage and tracking)
 
 
@@ -45,7 +48,7 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else None
     retry = functools.partial(_retry, max_retries=sweep.max_retries)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _one_at_a_time(url):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
                                              grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
@@ -58,6 +61,15 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
     if url.startswith("sqlite:"):
         _serialize_transactions(rdb.engine)
     return rdb
+
+
+def _one_at_a_time(url: str):
+    """Optuna creates its tables and types when a storage opens. Workers opening a fresh
+    PostgreSQL database at once raced on it (UniqueViolation on CREATE TYPE studydirection: 2 of
+    3 crashed): they take turns under an advisory lock. SQLite needs none (its writes are serial)."""
+    if not url.startswith("postgresql"):
+        return contextlib.nullcontext()
+    return agree.StudyGate(url, SCHEMA_GATE)
 
 
 def check_storage(url: str, create: bool = True) -> None:
@@ -204,6 +216,16 @@ class Study:
         for number in lost:
             self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
+    def gate(self) -> agree.StudyGate:
+        return agree.StudyGate(self._url, self._study.study_name)
+
+    def recover(self, lost: list[int], max_retries: int) -> int:
+        """``fail_lost`` then ``requeue``, under the study's gate: between a lost trial's failure
+        and its retry's queueing no worker sees a free place (the budget stays exact)."""
+        with self.gate():
+            self.fail_lost(lost)
+            return self.requeue(max_retries)
+
     def requeue(self, max_retries: int) -> int:
         """Fail the trials whose heartbeat stopped, then queue every trial stopped before its end
         once more; trials that live workers are running are left alone. Returns how many wait."""
@@ -221,19 +243,32 @@ class Study:
     def running(self) -> int:
         return len(self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
-    def optimize(self, run_trial: Callable[[Any], TrialResult], budget: int, timeout: float | None) -> None:
-        """Run trials until the study holds ``budget`` counted trials, those other workers are
-        running included (the budget is the study's, however many workers share it, on any
-        machine), or until ``timeout`` seconds have passed; ``run_trial(optuna_trial)`` samples,
-        runs and returns. Each worker checks the budget and starts its trial under the study's
-        gate (``agree.StudyGate``), so that two workers never both take its last place."""
+    def lost_runs(self) -> dict[int, dict[str, str]]:
+        """Trial number -> the tracker ids of its run, for the trials lost with their worker
+        (failed by a lease or the heartbeat): runs that a live worker closes."""
+        return {t.number: t.user_attrs[TRACKING] for t in self._study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if TRACKING in t.user_attrs and RESULT not in t.user_attrs}
 
-        gate = agree.StudyGate(self._url, self._study.study_name)
+    def optimize(self, run_trial: Callable[[Any], TrialResult], budget: int, timeout: float | None,
+                 poll: float = 1.0) -> None:
+        """Run trials until the study holds ``budget`` counted trials (the budget is the study's,
+        however many workers share it, on any machine), or until ``timeout`` seconds have passed;
+        ``run_trial(optuna_trial)`` samples, runs and returns. Each worker checks the budget and
+        starts its trial under the study's gate (``agree.StudyGate``), so that two workers never
+        both take its last place. When the last places are held by trials running elsewhere, the
+        worker waits (checking every ``poll`` seconds) until they end, or until their heartbeat
+        stops: then it fails them and runs them again itself."""
+
+        gate = self.gate()
 
         def objective(trial: optuna.Trial) -> float:
             gate.release()  # the trial is RUNNING in the study: the next worker counts it
             with interrupt.exposed():  # a stop signal ends the trial's training at once
-                result = run_trial(trial)
+                try:
+                    result = run_trial(trial)
+                except KeyboardInterrupt as exc:  # before its run began: stopped, not lost
+                    result = TrialResult(number=trial.number, state="INTERRUPTED",
+                                         params=values_from_optuna(trial.params), reason=str(exc) or "interrupted")
             trial.set_user_attr(RESULT, {k: v for k, v in dataclasses.asdict(result).items() if k != "number"})
             if result.state == "COMPLETE":
                 return result.value
@@ -253,14 +288,19 @@ class Study:
         # the budget check and the new trial's start happen under the study's gate: exact budgets
         with interrupt.shielded():
             while deadline is None or time.monotonic() < deadline:
-                gate.acquire()
-                try:
-                    if self.counted() + self.running() >= budget:
-                        break
-                    self._study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=[stop_if_asked],
-                                         gc_after_trial=True)
-                finally:
-                    gate.release()
+                with gate:
+                    counted = self.counted()
+                    if counted >= budget:
+                        return
+                    if counted + self.running() < budget:  # Optuna fails stale trials first, under the gate
+                        self._study.optimize(objective, n_trials=1, catch=(TrialFailed,),
+                                             callbacks=[stop_if_asked], gc_after_trial=True)
+                        continue
+                with interrupt.exposed():  # other workers hold the last places: wait and see
+                    time.sleep(poll)
+                with gate, warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self._study)  # a lost worker's trial: queued again
 
 
 def _result(t: optuna.trial.FrozenTrial) -> TrialResult:

@@ -41,12 +41,22 @@ def setup_dirs(project: Project, reg: RegisteredTask, sweep: SweepInfo) -> dict[
     return {s.name: sweep_folder(project, sweep) / s.name for s in split_stages(reg)[0]}
 
 
-class TrialPruner:
-    """An in-process plugin for one trial: reports the objective at each epoch end and raises
-    Pruned when the pruner says so. ``trylast``: trackers log the epoch first."""
+TRACKING = "tracking"  # the trial's user attribute that holds its run's tracker ids, from its start
+
+
+class TrialHooks:
+    """An in-process plugin for one trial. It records the run's tracker ids on the trial as soon
+    as the run opens (a worker on another machine that finds the trial lost by its heartbeat
+    closes that run), and reports the objective at each epoch end, raising Pruned when the
+    pruner says so. ``trylast``: the trackers open the run and log the epoch first."""
 
     def __init__(self, trial: Any, metric: str, run_name: str):
         self.trial, self.metric, self.run_name = trial, metric, run_name
+
+    @hookimpl(trylast=True)
+    def orch_run_start(self, run: RunInfo) -> None:
+        if run.name == self.run_name and run.tracking:
+            self.trial.set_user_attr(TRACKING, dict(run.tracking))
 
     @hookimpl(trylast=True)
     def orch_epoch_end(self, run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -90,8 +100,8 @@ class TrialRunner:
             return self._ended(TrialResult(number=trial.number, state="FAIL", params=values, reason=str(exc)), None)
         dirs = {**self.setup, **{s.name: folder / s.name for s in self.stages}}
         run = make_run_info(self.reg, params, self.project, mode="sweep", sweep=self.sweep, trial=trial.number)
-        pruner = TrialPruner(trial, self.sweep.metric, run.name)
-        self.pm.register(pruner, name=f"pruner-{trial.number}")
+        hooks = TrialHooks(trial, self.sweep.metric, run.name)
+        self.pm.register(hooks, name=f"trial-{trial.number}")
         try:
             metrics = run_stages(self.pm, self.reg, params, self.stages, dirs, run, scratch=self.project.scratch,
                                  quiet=self.quiet)
@@ -105,7 +115,7 @@ class TrialRunner:
             if not self.quiet:
                 print(f"[sweep] trial {trial.number} failed: {outcome['reason']}", file=sys.stderr)
         finally:
-            self.pm.unregister(pruner)
+            self.pm.unregister(hooks)
             shutil.rmtree(folder, ignore_errors=True)  # the trackers hold the artifacts
         result = TrialResult(number=trial.number, params=values, tracking=dict(run.tracking), **outcome)
         return self._ended(result, run if run.tracking else None)

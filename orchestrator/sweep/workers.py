@@ -42,11 +42,36 @@ def run_worker(config: OrchConfig, sweep: SweepInfo, done: int, *, quiet: bool =
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     number, key = agree.take_number(sweep.storage, sweep.study, "worker", holder)
     try:
-        Study.open(sweep, done + WORKER_SEED_STRIDE * number).optimize(runner, budget=sweep.n_trials,
-                                                                      timeout=sweep.timeout)
+        study = Study.open(sweep, done + WORKER_SEED_STRIDE * number)
+        lost = LostRuns(pm, sweep, study)
+
+        def run_trial(trial):
+            lost.close()
+            return runner(trial)
+
+        study.optimize(run_trial, budget=sweep.n_trials, timeout=sweep.timeout)
+        lost.close()
     finally:
         with interrupt.shielded():
             agree.release(sweep.storage, sweep.study, key)
+
+
+class LostRuns:
+    """Closes the runs of the study's trials lost with their worker, on whatever machine: a trial
+    failed by its heartbeat left its run open (its lease, and the process that would close it,
+    were on the dead machine). Each once per worker; closing an already closed run is a no-op."""
+
+    REASON = "lost: its worker stopped beating its heartbeat (killed, or its machine went away)"
+
+    def __init__(self, pm: OrchPluginManager, sweep: SweepInfo, study: Study):
+        self.pm, self.sweep, self.study, self.done = pm, sweep, study, set()
+
+    def close(self) -> None:
+        for number, tracking in self.study.lost_runs().items():
+            if number not in self.done:
+                self.done.add(number)
+                self.pm.hook.orch_run_lost(task=self.sweep.task, name=f"trial-{number}", tracking=tracking,
+                                           reason=self.REASON)
 
 
 def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, done: int, *, quiet: bool = True,
