@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from test_integration import StderrLines, orch
+
+pytestmark = pytest.mark.integration
 
 EPOCHS = 60
 

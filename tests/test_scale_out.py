@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -16,6 +17,9 @@ from orchestrator.sweep.study import Study
 from orchestrator.sweep.workers import LostRuns
 from servers import PASSWORD
 from test_integration import StderrLines, client_for, epoch_of, runs_of
+
+
+pytestmark = pytest.mark.integration
 
 
 def _agree(url: str, barrier, value: str, out) -> None:
