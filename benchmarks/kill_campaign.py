@@ -163,27 +163,33 @@ def sweep_campaign(tmp: Path, kills: int, rng: random.Random, trials: int = 6) -
     cmd = [sys.executable, "-m", "orchestrator", "sweep", "collab", "--trials", str(trials), "--jobs", "2",
            "--study", "kills"]
     _, duration, _ = run_once(cmd, project(tmp, "sweep-ref"), kill_after=None)
-    episodes, lost, duplicates, running, met = [], 0, 0, [], 0
+    episodes, lost, duplicates, running, met, sampling = [], 0, 0, [], 0, 0
     for n in range(kills):
         folder = project(tmp, f"sweep-{n}")
         episodes.append(episode(cmd, folder, duration, rng))
         study = optuna.load_study(study_name="kills", storage=f"sqlite:///{folder / 'optuna.db'}")
         key = lambda t: json.dumps(t.params, sort_keys=True)  # noqa: E731
         complete = [key(t) for t in study.trials if t.state.name == "COMPLETE"]
-        # values sampled but never run to an end (completed, pruned, or failed in the task's own code)
-        ended = {key(t) for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")
-                 or t.user_attrs.get("result", {}).get("state") == "FAIL"}
-        missing = {key(t) for t in study.trials if t.params} - ended
+        # counted in the budget: completed, pruned, or failed in the task's own code
+        ended = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")
+                 or t.user_attrs.get("result", {}).get("state") == "FAIL"]
+        # values drawn in full but never run to an end (a trial killed while it drew its values
+        # never trained: nothing of it is lost, and it is not run again)
+        space = set(study.user_attrs.get("space") or {})
+        drawn = [t for t in study.trials if t.params and space <= set(t.params)]
+        missing = {key(t) for t in drawn} - {key(t) for t in ended}
+        sampling += sum(1 for t in study.trials if t.params and not space <= set(t.params))
         if missing:  # kept for a post-mortem: the study and the stderr of the rerun
             keep = Path(tempfile.gettempdir()) / f"orch-kill-lost-{n}.db"
             shutil.copy(folder / "optuna.db", keep)
             print(f"sweep episode {n}: {len(missing)} value set(s) never ended; study kept in {keep}", file=sys.stderr)
         lost += len(missing)
         duplicates += len(complete) - len(set(complete))
-        met += len(complete) == trials
+        met += len(ended) == trials
         running.append(mlflow_runs(folder).get("RUNNING", 0))
     return {"task": "sweep (2 workers)", "command": "orch " + " ".join(cmd[3:]), "uninterrupted_seconds": round(duration, 1),
             "trials_lost": lost, "duplicate_trials": duplicates, "budget_met": f"{met} of {kills}",
+            "killed_while_sampling": sampling,
             **summary(episodes, [], [], running)}
 
 
@@ -234,7 +240,10 @@ def write(results: dict) -> None:
               f"{t['resumed']} reruns resumed from a checkpoint ({t.get('resumed_inside_epoch', '-')} of them inside an "
               f"epoch); trials lost {t['trials_lost']}; runs left RUNNING "
               f"{t['left_running']}; duplicate trials {t['duplicate_trials']}; final weights identical to the "
-              f"uninterrupted run in {t['identical_weights']} episodes.", ""]
+              f"uninterrupted run in {t['identical_weights']} episodes.", "",
+              f"Sweep: budget met after the rerun in {results['sweep']['budget_met']} episodes (finished "
+              f"trials: completed, pruned or failed by the task); trials killed while they drew their values "
+              f"(never trained, not run again): {results['sweep'].get('killed_while_sampling', '-')}.", ""]
     (HERE / "results" / "kill_campaign.md").write_text("\n".join(lines))
 
 

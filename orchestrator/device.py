@@ -19,6 +19,16 @@ def pick_device() -> "torch.device":  # noqa: F821 (torch is imported lazily)
     return torch.device("cpu")
 
 
+def device_tags() -> dict[str, str]:
+    """What a run trains on, for its tags: the device, and the GPUs its process was pinned to
+    (``--gpus-per-trial`` sets CUDA_VISIBLE_DEVICES for each sweep worker)."""
+    tags = {"orch.device": str(pick_device())}
+    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if pinned is not None:
+        tags["orch.gpus"] = pinned
+    return tags
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) for a reproducible run."""
     import random

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from orchestrator import interrupt, leases
 from orchestrator.context import HISTORY_FILE, METRICS_FILE, RUN_FILE, StageContext
-from orchestrator.device import seed_everything
+from orchestrator.device import device_tags, seed_everything
 from orchestrator.errors import UserError
 from orchestrator.manager import OrchPluginManager
 from orchestrator.params import flatten, params_hash
@@ -96,6 +96,7 @@ def make_run_info(
         "orch.git_commit": git_commit(project.root),
         "orch.mode": mode,
         "orch.dvc_stage": dvc_stage,
+        **device_tags(),
     }
     if sweep is not None:
         tags.update({"orch.study": sweep.study, "orch.trial": str(trial), "orch.worker_host": socket.gethostname()})

@@ -25,7 +25,7 @@ def _binaries() -> Path | None:
     return Path(versions[-1]).parent if versions else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -42,7 +42,7 @@ class Postgres:
             import psycopg  # noqa: F401  (the driver SQLAlchemy uses for postgresql://)
         except ImportError:
             pytest.skip(f"no psycopg driver; {INSTALL}")
-        self.folder, self.port = folder, _free_port()
+        self.folder, self.port = folder, free_port()
         # the server refuses to run as root: as root, run it as the postgres user
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         folder.mkdir(parents=True, exist_ok=True)

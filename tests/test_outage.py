@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +14,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from servers import free_port
 from test_integration import StderrLines, orch
 
 pytestmark = pytest.mark.integration
 
 EPOCHS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MlflowServer:

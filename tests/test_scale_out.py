@@ -5,9 +5,12 @@ sharing the study as two machines would."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -15,8 +18,8 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.sweep.study import Study
 from orchestrator.sweep.workers import LostRuns
-from servers import PASSWORD
-from test_integration import StderrLines, client_for, epoch_of, runs_of
+from servers import PASSWORD, free_port
+from test_integration import StderrLines, epoch_of, runs_of
 
 
 pytestmark = pytest.mark.integration
@@ -70,7 +73,37 @@ def orch(*args, cwd):
                           timeout=300)
 
 
-def test_three_workers_share_a_postgresql_study_a_budget_of_30_and_one_parent_run(project, toy_site, postgres):
+@pytest.fixture
+def tracking_server(tmp_path, postgres, monkeypatch):
+    """``orch server`` on a PostgreSQL backend store, as the README's scale-out recipe starts it;
+    every command of the test logs to it through MLFLOW_TRACKING_URI. Stopped by SIGTERM."""
+    artifacts = tmp_path.parent / f"{tmp_path.name}-artifacts"
+    cmd = [sys.executable, "-m", "orchestrator", "server", "--backend-store-uri", postgres.url(),
+           "--artifacts-destination", str(artifacts), "--port", str(free_port()), "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    export = proc.stdout.readline().strip()
+    assert export.startswith("export MLFLOW_TRACKING_URI=http://127.0.0.1:"), export + proc.stderr.read()
+    uri = export.split("=", 1)[1]
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # its access log: a full pipe would block it
+    lines = StderrLines(proc)
+    lines.wait_for(lambda line: "Uvicorn running on" in line or "Listening at" in line)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    try:
+        yield uri
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=60) == 143, lines.rest()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_three_workers_share_a_postgresql_study_a_budget_of_30_and_one_parent_run(project, tmp_path, toy_site, postgres,
+                                                                                  tracking_server):
+    """The scale-out recipe: `orch server` on PostgreSQL, `orch sweep` to record the study, three
+    `orch worker` processes started together (as three machines would)."""
     params = {"toy": {"epochs": 2, "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}},
                                               "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
@@ -79,12 +112,18 @@ def test_three_workers_share_a_postgresql_study_a_budget_of_30_and_one_parent_ru
                  cwd=project)  # records the study's settings (budget 30); stops after its first trial
     assert first.returncode == 0, first.stderr
     args = ("-q", "worker", "toy", "--study", "pg", "--storage", storage)
-    workers = [subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=project, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(3)]  # started together
-    outputs = [w.communicate(timeout=300) for w in workers]
-    for w, (out, err) in zip(workers, outputs):
-        assert w.returncode == 0, err
-        assert PASSWORD not in out + err and "orch:***@" in out
+    logs = [(tmp_path / f"worker-{i}.out", tmp_path / f"worker-{i}.err") for i in range(3)]  # files: no pipe fills
+    workers = [subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=project, stdout=out.open("w"),
+                                stderr=err.open("w")) for out, err in logs]  # started together
+    for w, (out, err) in zip(workers, logs):
+        try:
+            w.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            for other in workers:
+                other.kill()
+            raise AssertionError("a worker hung:\n" + "\n".join(e.read_text()[-3000:] for _, e in logs)) from None
+        assert w.returncode == 0, err.read_text()
+        assert PASSWORD not in out.read_text() + err.read_text() and "orch:***@" in out.read_text()
     assert PASSWORD not in first.stdout + first.stderr
 
     results = Study.existing("pg", storage).results()
@@ -93,7 +132,8 @@ def test_three_workers_share_a_postgresql_study_a_budget_of_30_and_one_parent_ru
     assert len({r.number for r in results}) == len(results)
     values = [tuple(sorted(r.params.items())) for r in complete]
     assert len(set(values)) == len(values)  # workers seeded apart: no value set drawn twice
-    runs = runs_of(client_for(project), "toy")
+    assert not (project / "mlflow.db").exists()  # all of it went to the server
+    runs = runs_of(MlflowClient(tracking_uri=tracking_server), "toy")
     [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
     assert parent.info.status == "FINISHED" and PASSWORD not in parent.data.tags["orch.storage"]
     children = [r for r in runs if r.data.tags.get("orch.role") != "sweep"]
@@ -103,6 +143,24 @@ def test_three_workers_share_a_postgresql_study_a_budget_of_30_and_one_parent_ru
     by_trial = {int(r.data.tags["orch.trial"]): r for r in children}
     for r in complete:
         assert float(by_trial[r.number].data.params["lr"]) == r.params["lr"]
+
+
+def test_orch_server_refuses_a_wrong_password_and_a_busy_port_in_one_line(project, postgres):
+    postgres.url("serverpw")
+    out = orch("server", "--backend-store-uri", postgres.base("serverpw", password="nope"), cwd=project)
+    assert out.returncode == 2 and out.stdout == "", out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("orch: error: --backend-store-uri postgresql://orch:***@127.0.0.1:")
+    assert "password authentication failed" in line and "nope" not in line
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = orch("server", "--backend-store-uri", postgres.url(), "--port", str(port), cwd=project)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [f"orch: error: --port {port}: cannot listen on 127.0.0.1:{port} "
+                                               "(Address already in use); choose another --port"]
+    assert [p for p in project.rglob("*") if p.is_file()] == []
 
 
 def test_a_wrong_postgresql_password_is_one_line_and_creates_nothing(project, postgres):

@@ -82,12 +82,20 @@ def stage(ctx, task: str, stage: str, params_file, overrides, restart) -> None:
 @click.option("--storage", metavar="URL", help="Optuna storage (default: sqlite:///<project>/optuna.db).")
 @click.option("--study", metavar="NAME", help="study name (default: derived from task, params and space).")
 @click.option("--refine", is_flag=True, help="narrow the space around the best trials of --study, in a new study.")
+@click.option("--gpus-per-trial", type=click.IntRange(min=1), help="GPUs each trial gets to itself (each worker "
+              "process sees only its own; an error on a machine without enough).")
+@click.option("--launcher", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="where the --jobs workers run: processes here, or Ray actors (pip install 'orch[ray]').")
+@click.option("--ray-address", metavar="ADDRESS", help="the Ray cluster to join (default: a Ray instance "
+              "started here).")
+@click.option("--cpus-per-trial", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPUs each Ray worker asks for.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="where best_params.yaml and trials.md go "
               "(default: sweeps/STUDY).")
 @click.pass_context
 @handled
 def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, metric, direction, seed, storage, study,
-          refine, out_dir):
+          refine, gpus_per_trial, launcher, ray_address, cpus_per_trial, out_dir):
     """Sweep TASK's hyperparameters with Optuna; re-running the same command resumes."""
     from orchestrator.params import validate
     from orchestrator.space import SweepConfig
@@ -99,21 +107,27 @@ def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, met
     cli = {"trials": trials, "timeout": timeout, "jobs": jobs, "sampler": sampler, "seed": seed, "metric": metric,
            "direction": direction}
     config = config.model_copy(update={k: v for k, v in cli.items() if v is not None})
+    if ray_address and launcher != "ray":
+        raise UserError("--ray-address: only with --launcher ray")
     plan = plan_sweep(reg, project, params, config, study=study, storage=storage, refine=refine)
-    _sweep_and_summary(ctx, pm, reg, project, plan, config.jobs, out_dir)
+    ray = {"address": ray_address, "cpus_per_trial": cpus_per_trial} if launcher == "ray" else None
+    _sweep_and_summary(ctx, pm, reg, project, plan, config.jobs, gpus_per_trial, out_dir, ray=ray)
 
 
 @main.command()
 @click.argument("task")
-@click.option("--storage", metavar="URL", required=True, help="the study's Optuna storage, as `orch sweep` was given it.")
+@click.option("--storage", metavar="URL", envvar="ORCH_STORAGE", required=True,
+              help="the study's Optuna storage, as `orch sweep` was given it (or ORCH_STORAGE).")
 @click.option("--study", metavar="NAME", required=True, help="the study to join (`orch sweep` prints its name).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes on this machine.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="seconds before this worker stops.")
+@click.option("--gpus-per-trial", type=click.IntRange(min=1), help="GPUs each trial gets to itself (each worker "
+              "process sees only its own; an error on a machine without enough).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="where best_params.yaml and "
               "trials.md go (default: sweeps/STUDY).")
 @click.pass_context
 @handled
-def worker(ctx, task, storage, study, jobs, timeout, out_dir):
+def worker(ctx, task, storage, study, jobs, timeout, gpus_per_trial, out_dir):
     """Join a study that `orch sweep` started (on any machine) and run its trials until its
     budget is met, with the settings recorded on the study (but the timeout: each worker's own)."""
     from orchestrator.registry import get_task
@@ -125,16 +139,29 @@ def worker(ctx, task, storage, study, jobs, timeout, out_dir):
     plan = dataclasses.replace(Study.existing(study, storage).settings(storage), timeout=timeout)
     if plan.task != task:
         raise UserError(f"--study {study}: that study sweeps task {plan.task}, not {task}")
-    _sweep_and_summary(ctx, pm, reg, project, plan, jobs, out_dir)
+    _sweep_and_summary(ctx, pm, reg, project, plan, jobs, gpus_per_trial, out_dir)
 
 
-def _sweep_and_summary(ctx, pm, reg, project, plan, jobs: int, out_dir: Path | None) -> None:
-    from orchestrator.sweep import run_sweep
+def _sweep_and_summary(ctx, pm, reg, project, plan, jobs: int, gpus_per_trial: int | None,
+                       out_dir: Path | None, ray: dict | None = None) -> None:
+    import functools
+
+    from orchestrator.sweep import gpus, run_sweep
     from orchestrator.task import masked
 
+    # checked before the study is touched: too few GPUs, or no Ray cluster, writes nothing
+    devices, launcher = None, None
+    if ray is not None:
+        from orchestrator.sweep import ray_launcher
+
+        ray_launcher.start_ray(ray["address"], gpus_per_trial)
+        launcher = functools.partial(ray_launcher.run_ray, cpus_per_trial=ray["cpus_per_trial"],
+                                     gpus_per_trial=gpus_per_trial)
+    elif gpus_per_trial:
+        devices = gpus.assign(gpus.visible_gpus(), jobs, gpus_per_trial)
     out = Path(out_dir) if out_dir else project.root / "sweeps" / plan.study
     best = run_sweep(pm, reg, project, plan, jobs=jobs, out_dir=out, tracking_uri=ctx.obj["tracking_uri"],
-                     quiet=ctx.obj["quiet"])
+                     quiet=ctx.obj["quiet"], devices=devices, launcher=launcher)
     click.echo(f"study {plan.study} ({masked(plan.storage)})")
     if best is None:
         raise RunFailed("no trial completed within the constraints; see " + str(out / "trials.md"))

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 from orchestrator import leases
 from orchestrator.manager import OrchPluginManager
 from orchestrator.params import validate
 from orchestrator.registry import RegisteredTask
 from orchestrator.runner import Project, close_lost_runs, run_stages
+from orchestrator.sweep import gpus
 from orchestrator.sweep.outputs import write_outputs
 from orchestrator.sweep.study import Study
 from orchestrator.sweep.trial import setup_dirs, split_stages
@@ -21,10 +23,16 @@ from orchestrator.task import OrchConfig, SweepInfo, TrialResult
 
 def run_sweep(
     pm: OrchPluginManager, reg: RegisteredTask, project: Project, sweep: SweepInfo, *, jobs: int, out_dir: Path,
-    tracking_uri: str | None = None, quiet: bool = True,
+    tracking_uri: str | None = None, quiet: bool = True, devices: list[list[str]] | None = None,
+    launcher: Callable[..., None] | None = None,
 ) -> TrialResult | None:
     """Run the study to ``sweep.n_trials`` counted trials (resuming a study of the same name) and
-    write best_params.yaml and trials.md into ``out_dir``; returns the best feasible trial or None."""
+    write best_params.yaml and trials.md into ``out_dir``; returns the best feasible trial or None.
+    ``devices``: the GPUs of each of the ``jobs`` worker slots (``gpus.assign``), or None.
+    ``launcher``: where the ``jobs`` workers run, called as ``run_processes`` is (default: here,
+    or in local processes); ``ray_launcher.run_ray`` puts them on a Ray cluster."""
+    if jobs <= 1 and devices:  # trials run in this process: pinned before CUDA starts in it
+        gpus.pin(devices[0])
     study = Study.open(sweep)
     study.claim(sweep)
     queued = study.recover(_lost_trials(pm, project, sweep), sweep.max_retries)
@@ -49,13 +57,16 @@ def run_sweep(
         study.recover(_lost_trials(pm, project, sweep), sweep.max_retries)
 
     try:
-        if remaining and jobs <= 1:
+        if remaining and launcher is not None:
+            launcher(config, sweep, min(jobs, remaining), done, quiet=quiet, on_lost=worker_lost)
+        elif remaining and jobs <= 1:
             run_worker(config, sweep, done, quiet=quiet, pm=pm)
         elif remaining:
-            run_processes(config, sweep, min(jobs, remaining), done, quiet=quiet, on_lost=worker_lost)
+            run_processes(config, sweep, min(jobs, remaining), done, quiet=quiet, on_lost=worker_lost,
+                          devices=devices)
     except BaseException as exc:  # Ctrl-C, a lost worker, a bug: the parent run is closed all the same
         stopped = exc
-    if jobs > 1:  # a worker killed by SIGKILL could not close its trial's run
+    if jobs > 1 or launcher is not None:  # a worker killed by SIGKILL could not close its trial's run
         study.fail_lost(_lost_trials(pm, project, sweep))
     best = study.best()
     files = write_outputs(sweep, study.results(), best, out_dir)

@@ -3,7 +3,6 @@ and each trial's result, stored as one user attribute and read back as a ``Trial
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import signal
@@ -63,12 +62,10 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
     return rdb
 
 
-def _one_at_a_time(url: str):
-    """Optuna creates its tables and types when a storage opens. Workers opening a fresh
-    PostgreSQL database at once raced on it (UniqueViolation on CREATE TYPE studydirection: 2 of
-    3 crashed): they take turns under an advisory lock. SQLite needs none (its writes are serial)."""
-    if not url.startswith("postgresql"):
-        return contextlib.nullcontext()
+def _one_at_a_time(url: str) -> agree.StudyGate:
+    """Optuna creates its tables and types when a storage opens. Workers opening a fresh database
+    at once raced on it (PostgreSQL: UniqueViolation on CREATE TYPE studydirection, 2 of 3 crashed;
+    SQLite: "table studies already exists"): they take turns under a gate of their own."""
     return agree.StudyGate(url, SCHEMA_GATE)
 
 
@@ -117,8 +114,15 @@ def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, max_retries: in
     so that it resumes from its checkpoints; a lost one at most ``max_retries`` times."""
     lost = RESULT not in trial.user_attrs
     attempt = trial.user_attrs.get(ATTEMPT, 1) + lost
-    if trial.params and attempt <= max_retries + 1:
+    if sampled_all(study, trial) and attempt <= max_retries + 1:
         study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt})
+
+
+def sampled_all(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the trial drew every value of the space before it stopped. One stopped while it
+    sampled never trained: it has nothing to resume, and its partial draw is not run again."""
+    space = study.user_attrs.get("space") or {}
+    return bool(trial.params) and set(space) <= set(trial.params)
 
 
 def _sampler(sweep: SweepInfo, offset: int) -> optuna.samplers.BaseSampler:
@@ -235,8 +239,7 @@ class Study:
         trials = self._study.get_trials(deepcopy=False)
         retried = {t.user_attrs.get(RETRY_OF) for t in trials}
         for t in trials:
-            # a trial stopped before it sampled its values has nothing to resume: not queued
-            if t.number not in retried and t.params and _result(t).state in ("INTERRUPTED", "LOST"):
+            if t.number not in retried and _result(t).state in ("INTERRUPTED", "LOST"):  # _retry: if sampled
                 _retry(self._study, t, max_retries)
         return len(self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 

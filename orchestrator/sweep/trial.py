@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel
 
-from orchestrator import leases
+from orchestrator import interrupt, leases
 from orchestrator.errors import Pruned, UserError
 from orchestrator.hookspecs import hookimpl
 from orchestrator.manager import OrchPluginManager
@@ -92,7 +92,8 @@ class TrialRunner:
             leases.release(lease)
 
     def _run(self, trial: Any, folder: Path) -> TrialResult:
-        values = sample(self.specs, trial)
+        with interrupt.shielded():  # a stop waits for the whole draw: a stopped trial is queued again with it
+            values = sample(self.specs, trial)
         self.pm.hook.orch_trial_start(sweep=self.sweep, trial=trial.number, params=values)
         try:
             params = self._with_values(values)

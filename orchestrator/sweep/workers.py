@@ -18,7 +18,7 @@ from orchestrator.interrupt import SIGNALS, Interrupted
 from orchestrator.manager import OrchPluginManager, get_plugin_manager
 from orchestrator.registry import get_task
 from orchestrator.runner import Project
-from orchestrator.sweep import agree
+from orchestrator.sweep import agree, gpus
 from orchestrator.sweep.study import Study
 from orchestrator.sweep.trial import TrialRunner
 from orchestrator.task import OrchConfig, SweepInfo
@@ -75,24 +75,26 @@ class LostRuns:
 
 
 def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, done: int, *, quiet: bool = True,
-                  on_lost: Callable[[], None] = lambda: None) -> None:
-    """``jobs`` worker processes share the study's budget, the cores split between them. A worker
-    killed by a signal (the OOM killer, kill -9) costs only its trial: ``on_lost`` fails it and
-    queues it again, and a new worker takes its place (at most ``jobs`` times over). A worker that
-    fails on its own (an error) is not replaced; the sweep then fails naming it."""
+                  on_lost: Callable[[], None] = lambda: None, devices: list[list[str]] | None = None) -> None:
+    """``jobs`` worker processes share the study's budget, the cores split between them, and
+    worker slot i sees only the GPUs ``devices[i]`` (``--gpus-per-trial``). A worker killed by a
+    signal (the OOM killer, kill -9) costs only its trial: ``on_lost`` fails it and queues it
+    again, and a new worker takes its place and its GPUs (at most ``jobs`` times over). A worker
+    that fails on its own (an error) is not replaced; the sweep then fails naming it."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    started = 0
+    started, slots = 0, {}
 
-    def start() -> multiprocessing.Process:
+    def start(slot: int) -> multiprocessing.Process:
         nonlocal started
         started += 1
         worker = context.Process(target=_process_worker, name=f"worker {started}",
-                                 args=(config, sweep, done, threads, quiet))
+                                 args=(config, sweep, done, threads, quiet, devices[slot] if devices else None))
         worker.start()
+        slots[worker] = slot
         return worker
 
-    running, ended, replaced = [start() for _ in range(jobs)], [], []
+    running, ended, replaced = [start(slot) for slot in range(jobs)], [], []
     try:
         while running:
             multiprocessing.connection.wait([w.sentinel for w in running])
@@ -105,7 +107,7 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, done: int, *,
                     on_lost()
                     print(f"[sweep] {worker.name} {_ended(worker.exitcode)}: its trial is queued again; "
                           f"worker {started + 1} takes its place", file=sys.stderr)
-                    running.append(start())
+                    running.append(start(slots[worker]))
     except KeyboardInterrupt as exc:
         _stop(running, Interrupted.of(exc).signum)
         raise
@@ -151,8 +153,10 @@ def _ended(exitcode: int | None) -> str:
     return f"failed (exit code {exitcode})"
 
 
-def _process_worker(config: OrchConfig, sweep: SweepInfo, done: int, threads: int, quiet: bool) -> None:
+def _process_worker(config: OrchConfig, sweep: SweepInfo, done: int, threads: int, quiet: bool,
+                    devices: list[str] | None) -> None:
     interrupt.install()
+    gpus.pin(devices)  # before torch starts CUDA here
     import torch
 
     torch.set_num_threads(threads)

@@ -135,8 +135,6 @@ class MlflowTracker:
         return self._experiments[task]
 
     def _log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
         batch = [[k, float(v), now, step] for k, v in metrics.items() if v is not None]
         if batch:
@@ -190,9 +188,10 @@ class MlflowTracker:
 
     @hookimpl
     def orch_register_commands(self, cli) -> None:
-        from orch_mlflow.commands import sync_command, ui_command
+        from orch_mlflow.commands import server_command, sync_command, ui_command
 
         cli.add_command(ui_command)
+        cli.add_command(server_command)
         cli.add_command(sync_command)
 
     @hookimpl
