@@ -14,6 +14,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from orch_mlflow.commands import SERVER_ENV
 from servers import free_port
 from test_integration import StderrLines, orch
 
@@ -35,7 +36,7 @@ class MlflowServer:
                "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", "1"]
         self.proc = subprocess.Popen(cmd, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+                                     text=True, env={**os.environ, **SERVER_ENV},
                                      start_new_session=True)
         StderrLines(self.proc).wait_for(lambda line: "Uvicorn running on" in line or "Listening at" in line,
                                         timeout=120)

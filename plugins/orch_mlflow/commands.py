@@ -10,6 +10,11 @@ import sys
 
 import click
 
+# defaults the user's environment overrides: no telemetry; no GenAI job runners (MLflow 3 starts
+# about eight huey consumer processes for scoring and trace jobs, 250 MB each, that experiment
+# tracking never uses)
+SERVER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
 
 @click.command("ui")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
@@ -26,7 +31,7 @@ def ui_command(ctx: click.Context, port: int, host: str) -> None:
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", (project.root / "mlartifacts").as_uri()]
-    env = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
+    env = {**SERVER_ENV, **os.environ}
     sys.exit(subprocess.call(cmd, cwd=project.root, env=env))
 
 
@@ -92,7 +97,7 @@ def server_command(ctx: click.Context, store: str | None, artifacts: str | None,
            artifacts, "--serve-artifacts", "--host", host, "--port", str(port), "--workers", str(workers)]
     if name != host:  # reached by this machine's name too, not only by localhost and private IPs
         cmd += ["--allowed-hosts", ",".join(allowed_hosts(port))]
-    env = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
+    env = {**SERVER_ENV, **os.environ}
     server = subprocess.Popen(cmd, cwd=project.root, env=env)
     try:
         sys.exit(server.wait())
