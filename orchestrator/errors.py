@@ -19,3 +19,8 @@ class NonFiniteLoss(RunFailed):
 
 class ContractError(RunFailed):
     """A plugin broke the stage contract (read an undeclared param or input): a bug in the plugin."""
+
+
+def database_reason(exc: BaseException) -> str:
+    """The first line of what a database said (SQLAlchemy wraps the driver's error in ``orig``)."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

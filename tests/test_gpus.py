@@ -3,9 +3,6 @@ machine without enough, and the pinning of real worker processes, read back from
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 import yaml
 
@@ -57,39 +54,23 @@ def test_gpus_per_trial_without_a_gpu_is_one_line_and_writes_nothing(project, to
 
 def test_each_worker_process_sees_only_its_own_gpus_and_its_runs_say_which(project, toy_site):
     """Two workers, each pinned to its slot's (here made-up) GPU ids; each trial waits before its
-    last epoch until both are running, so both workers run one."""
+    last epoch until the other is there too (the toy's meet barrier), so both workers run one."""
     from orchestrator.manager import get_plugin_manager
     from orchestrator.params import validate
     from orchestrator.registry import get_task
     from orchestrator.runner import Project
     from orchestrator.space import SweepConfig
     from orchestrator.sweep import plan_sweep, run_sweep
-    from orchestrator.sweep.study import Study
     from orchestrator.task import OrchConfig
 
-    both = project / "both-running"
     pm = get_plugin_manager()
     pm.hook.orch_configure(config=OrchConfig(project))
     reg = get_task(pm, "toy")
-    params = validate(reg.task.params_model, {"epochs": 2, "hold": str(both)}, "toy", "test")
+    params = validate(reg.task.params_model, {"epochs": 2, "meet": str(project / "meet")}, "toy", "test")
     config = validate(SweepConfig, {"trials": 2, "pruner": "none", "space": {"lr": {"low": 0.01, "high": 0.2}}},
                       "toy.sweep", "test")
     sweep = plan_sweep(reg, Project(project, None), params, config, study="pinned")
-
-    def release_when_both_run() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not both.exists():
-            try:
-                if Study.existing("pinned", sweep.storage).running() == 2:
-                    both.touch()
-            except UserError:  # the study is not there yet
-                pass
-            time.sleep(0.2)
-
-    helper = threading.Thread(target=release_when_both_run, daemon=True)
-    helper.start()
     run_sweep(pm, reg, Project(project, None), sweep, jobs=2, out_dir=project / "out", devices=[["7"], ["9"]])
-    helper.join()
     trials = [r for r in runs_of(client_for(project), "toy") if "orch.trial" in r.data.tags]
     assert sorted(r.data.tags["orch.gpus"] for r in trials) == ["7", "9"]
     assert {r.info.status for r in trials} == {"FINISHED"}

@@ -15,7 +15,7 @@ import hashlib
 import sqlalchemy
 from sqlalchemy import Column, MetaData, String, Table, Text
 
-from orchestrator.errors import UserError
+from orchestrator.errors import UserError, database_reason
 from orchestrator.task import masked
 
 METADATA = MetaData()
@@ -120,6 +120,6 @@ def _engine(url: str) -> sqlalchemy.engine.Engine:
             break
         except sqlalchemy.exc.SQLAlchemyError as exc:
             if attempt == attempts:
-                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                reason = database_reason(exc)
                 raise UserError(f"--storage {masked(url)}: cannot write the study's agreements: {reason}") from None
     return engine

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from orchestrator import interrupt
 from orchestrator.sweep import agree
-from orchestrator.errors import UserError
+from orchestrator.errors import UserError, database_reason
 from orchestrator.space import values_from_optuna
 from orchestrator.sweep.trial import TRACKING
 from orchestrator.task import SweepInfo, TrialResult, masked
@@ -47,7 +47,10 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else None
     retry = functools.partial(_retry, max_retries=sweep.max_retries)
     try:
-        with warnings.catch_warnings(), _one_at_a_time(url):
+        # Optuna creates its tables and types when a storage opens; workers opening a fresh database
+        # at once raced on it (PostgreSQL: UniqueViolation on CREATE TYPE; SQLite: "table studies
+        # already exists"): they take turns under a gate of their own
+        with warnings.catch_warnings(), agree.StudyGate(url, SCHEMA_GATE):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=sweep.heartbeat,
                                              grace_period=sweep.grace_period, heartbeat_stale_trial_callback=retry)
@@ -55,18 +58,11 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
         raise UserError(f"--storage {masked(url)}: its database driver is not installed; "
                         "pip install 'orch[server]' (psycopg)") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = database_reason(exc)
         raise UserError(f"--storage {masked(url)}: cannot open the study storage: {reason}") from None
     if url.startswith("sqlite:"):
         _serialize_transactions(rdb.engine)
     return rdb
-
-
-def _one_at_a_time(url: str) -> agree.StudyGate:
-    """Optuna creates its tables and types when a storage opens. Workers opening a fresh database
-    at once raced on it (PostgreSQL: UniqueViolation on CREATE TYPE studydirection, 2 of 3 crashed;
-    SQLite: "table studies already exists"): they take turns under a gate of their own."""
-    return agree.StudyGate(url, SCHEMA_GATE)
 
 
 def check_storage(url: str, create: bool = True) -> None:

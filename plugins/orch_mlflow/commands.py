@@ -113,6 +113,7 @@ def check_backend(store: str) -> None:
     """A backend store the server could not open is one line here, not the server's traceback:
     a missing driver, an unreachable host, a wrong password (always masked)."""
     from orchestrator import UserError
+    from orchestrator.errors import database_reason
     from orchestrator.task import masked
 
     if not store.startswith("postgresql"):
@@ -128,7 +129,7 @@ def check_backend(store: str) -> None:
         with engine.connect():
             pass
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = database_reason(exc)
         raise UserError(f"--backend-store-uri {masked(store)}: cannot connect: {reason}") from None
     finally:
         engine.dispose()
