@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from orch_cli import orch
-from orch_ulmfit.stages import FASTAI_ANCHOR_ERROR
+from orch_ulmfit.report import FASTAI_ANCHOR_ERROR
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

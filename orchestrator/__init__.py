@@ -22,6 +22,12 @@ Declaring a task (returned by ``orch_register_tasks``)
 Inside a stage
     ``StageContext``        what ``Stage.fn`` receives: params, folders, device, log_epoch,
                             save_model/load_model, checkpoint/restore, progress, echo, the report
+    ``Resumable``, ``not_resumable``
+                            a training loop's state after a kill (``ctx.resumable(...)``), and
+                            the one a loop gets outside a stage
+    ``minimize``, ``shuffled_epoch``
+                            one optimizer step; an epoch of shuffled minibatches that resumes
+                            inside itself from ``Resumable``'s in-epoch checkpoints
     ``load_model``, ``load_state``, ``read_config``
                             read a saved model outside a stage (a command, a notebook)
     ``UserError``           bad input from the user: one line, exit code 2
@@ -55,7 +61,7 @@ _EXPORTS = {
     "Params": "params",
     "StageContext": "context",
     "load_model": "checkpoint", "load_state": "checkpoint", "read_config": "checkpoint",
-    "Resumable": "checkpoint", "not_resumable": "checkpoint",
+    "Resumable": "checkpoint", "not_resumable": "checkpoint", "minimize": "training", "shuffled_epoch": "training",
     "UserError": "errors", "RunFailed": "errors", "Pruned": "errors",
     "pyplot": "plots", "save_figure": "plots", "loss_curves": "plots",
     "BiasVarianceReport": "report",

@@ -488,6 +488,32 @@ def ulmfit_tiny(root: Path) -> dict:
                 classifier=dict(train_docs=None, lr=2e-2, final_epochs=1, bs=16, max_len=30, wd=0.01, drop_mult=0.5))
 
 
+def test_orch_run_ulmfit_then_predict_labels_new_texts_from_the_run(project):
+    params = {**ulmfit_tiny(project), "ablation": []}
+    (project / "params.yaml").write_text(yaml.safe_dump({"ulmfit": params}))
+    out = orch("run", "ulmfit", cwd=project)
+    assert out.returncode == 0, out.stderr
+    [run] = runs_of(client_for(project), "ulmfit")
+    models = {a.path for a in client_for(project).list_artifacts(run.info.run_id, "model")}
+    assert {"model/classifier.pt", "model/classifier.json", "model/classifier.vocab.txt"} <= models
+    texts = ["Love this dress, so soft", "Awful, it ripped and the fabric is cheap"]
+    pred = orch("predict", "ulmfit", "--run", run.info.run_id, "--json", *texts, cwd=project)
+    assert pred.returncode == 0, pred.stderr
+    rows = json.loads(pred.stdout)
+    assert [r["text"] for r in rows] == texts  # in the order given, though batched by length
+    assert all(r["label"] in ("no", "yes") and abs(r["p_no"] + r["p_yes"] - 1) < 1e-3 for r in rows)
+    # the same texts from a file (a title, a tab, the review), one per line
+    (project / "texts.txt").write_text("".join(f"Nice\t{t}\n" for t in texts))
+    again = orch("predict", "ulmfit", "--run", run.info.run_id, "--file", "texts.txt", "--json", cwd=project)
+    assert [r["label"] for r in json.loads(again.stdout)] == [r["label"] for r in json.loads(
+        orch("predict", "ulmfit", "--run", run.info.run_id, "--json", *(f"Nice\t{t}" for t in texts),
+             cwd=project).stdout)]
+    bad = orch("predict", "ulmfit", "--run", run.info.run_id, "a\tb\tc", cwd=project)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["orch: error: predict ulmfit: 3 tab-separated fields in 'a\\tb\\tc'; "
+                                               "the model was trained on 2"]
+
+
 STYLEGAN_TINY = dict(max_images=400, resolution=16, eval_images=100, feature_epochs=1, z_dim=16, w_dim=16,
                      mapping_depth=2, fmap_base=128, fmap_max=8, epochs=2, bs=16)
 

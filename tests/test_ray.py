@@ -25,7 +25,8 @@ def test_a_sweep_on_a_local_ray_instance_meets_its_budget_with_one_parent_run(pr
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     results = Study.existing("r", f"sqlite:///{project / 'optuna.db'}").results()
-    assert [r.state for r in results] == ["COMPLETE"] * 6  # exact: the actors' workers share the budget
+    # exact: the actors' workers share the budget
+    assert [r.state for r in results] == ["COMPLETE"] * 6, (out.stderr[-3000:], results)
     runs = runs_of(client_for(project), "toy")
     [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
     assert parent.info.status == "FINISHED"

@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from orchestrator import Resumable, not_resumable
+from orchestrator import Resumable, minimize, not_resumable, shuffled_epoch
 
 EVAL_BATCH = 65536
 
@@ -72,23 +72,16 @@ def fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(seed)
     state = resumable(model=model, opt=opt, sched=sched, gen=gen)
+
+    def step(idx: torch.Tensor) -> float:
+        return minimize(nn.functional.mse_loss(model(train.users[idx], train.items[idx]), train.ratings[idx]), opt, sched)
+
     for epoch in range(state.epoch, epochs):
         model.train()
-        at = state.take_within()  # a long epoch killed part way goes on from its last checkpoint
-        order = (at["order"] if at else torch.randperm(len(train), generator=gen)).to(train.ratings.device)
-        total = at.get("total", 0.0)
-        for start in progress(range(at.get("batches", 0) * bs, len(order), bs), desc=f"epoch {epoch + 1}/{epochs}"):
-            idx = order[start:start + bs]
-            loss = nn.functional.mse_loss(model(train.users[idx], train.items[idx]), train.ratings[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-            if state.due():
-                state.save(epoch, within={"batches": start // bs + 1, "order": order.cpu(), "total": total})
+        train_loss = shuffled_epoch(state, epoch, len(train), bs, gen, step, device=train.ratings.device,
+                                    progress=progress, desc=f"epoch {epoch + 1}/{epochs}")
         val_loss = mse(model, val)
-        on_epoch(epoch, {"train_loss": total / len(train), "val_loss": val_loss, "val_rmse": val_loss ** 0.5})
+        on_epoch(epoch, {"train_loss": train_loss, "val_loss": val_loss, "val_rmse": val_loss ** 0.5})
         state.save(epoch + 1)
 
 

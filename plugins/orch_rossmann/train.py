@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from orch_rossmann.tabular import mape, rmspe
-from orchestrator import Resumable, not_resumable
+from orchestrator import Resumable, minimize, not_resumable, shuffled_epoch
 
 EVAL_BATCH = 8192
 Arrays = dict[str, np.ndarray]  # cats, conts, y of one split
@@ -42,23 +42,16 @@ def fit(model: torch.nn.Module, train: list[torch.Tensor], val: list[torch.Tenso
     gen = torch.Generator().manual_seed(seed)
     val_y = val[2].cpu().numpy()
     state = resumable(model=model, opt=opt, sched=sched, gen=gen)
+
+    def step(idx: torch.Tensor) -> float:
+        return minimize(F.mse_loss(model(cats[idx], conts[idx]), y[idx]), opt, sched)
+
     for epoch in range(state.epoch, epochs):
         model.train()
-        at = state.take_within()  # a long epoch killed part way goes on from its last checkpoint
-        order = (at["order"] if at else torch.randperm(len(y), generator=gen)).to(y.device)
-        total = at.get("total", 0.0)
-        for i in progress(range(at.get("batches", 0) * bs, len(order), bs), desc=f"epoch {epoch + 1}/{epochs}"):
-            idx = order[i:i + bs]
-            loss = F.mse_loss(model(cats[idx], conts[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-            if state.due():
-                state.save(epoch, within={"batches": i // bs + 1, "order": order.cpu(), "total": total})
+        train_loss = shuffled_epoch(state, epoch, len(y), bs, gen, step, device=y.device, progress=progress,
+                                    desc=f"epoch {epoch + 1}/{epochs}")
         pred = predict(model, val)
-        on_epoch(epoch, {"train_loss": total / len(y), "val_loss": float(np.mean((pred - val_y) ** 2)),
+        on_epoch(epoch, {"train_loss": train_loss, "val_loss": float(np.mean((pred - val_y) ** 2)),
                          "val_rmspe": rmspe(np.exp(val_y), np.exp(pred)), "val_mape": mape(np.exp(val_y), np.exp(pred))})
         state.save(epoch + 1)
 

@@ -17,12 +17,16 @@ training-time choice (``mix_prob`` in train.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from orch_stylegan.params import StyleGANParams
 
 SQRT2 = math.sqrt(2.0)
 

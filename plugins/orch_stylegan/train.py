@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from orch_stylegan.model import Generator, build
+from orch_stylegan.model import Discriminator, Generator, build
 from orchestrator import Resumable, not_resumable
 
 

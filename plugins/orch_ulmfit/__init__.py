@@ -16,6 +16,7 @@ HUMAN = HumanBaseline(
 
 def build_task() -> Task:
     from orch_ulmfit import stages
+    from orch_ulmfit.commands import predict_command
     from orch_ulmfit.params import ULMFiTParams
 
     model = ("emb_sz", "n_hid", "n_layers", "drop_mult", "clip")
@@ -52,11 +53,12 @@ def build_task() -> Task:
             Artifact("lm.pt", "model", "pretrain", "(a) the general-domain language model"),
             Artifact("vocab.txt", "model", "pretrain", "(a)'s vocabulary"),
             Artifact("encoder.pt", "model", "finetune", "(b) the fine-tuned AWD-LSTM encoder alone"),
-            Artifact("classifier.*", "model", "classify", "(c) the classifier: state_dict and config"),
+            Artifact("classifier.*", "model", "classify", "(c) the classifier: state_dict, config and vocabulary"),
             Artifact("ablation.csv", "table", "ablation", "validation error of every variant"),
             Artifact("*.png", "plot", "report", "the ablation as bars, classifier and LM curves"),
             Artifact("ablation.md", "report", "report", "the ablation table and the language models' figures"),
         ),
+        commands={"predict": predict_command},
         space={
             "drop_mult": {"low": 0.1, "high": 1.5},
             "classifier.lr": {"low": 1e-3, "high": 5e-2, "scale": "log"},

@@ -212,3 +212,19 @@ def convert_embeddings(weight: torch.Tensor, old_itos: list[str], new_itos: list
     idx_new = [i for i, w in enumerate(new_itos) if w in old]
     out[idx_new] = weight[[old[new_itos[i]] for i in idx_new]]
     return out, len(idx_new)
+
+
+def convert_lm(state: dict[str, torch.Tensor], old_itos: list[str], new_itos: list[str]) -> tuple[dict, int]:
+    """A language model's state with its embedding (and tied decoder) rows moved to a new vocabulary:
+    ULMFiT's step from (a)'s general vocabulary to the target's. Returns (state, words found)."""
+    key = "encoder.encoder.weight"
+    weight, found = convert_embeddings(state[key], old_itos, new_itos)
+    bias, old = state["decoder.decoder.bias"], {w: i for i, w in enumerate(old_itos)}
+    new_bias = torch.stack([bias[old[w]] if w in old else bias.mean() for w in new_itos])
+    return {**state, key: weight, "decoder.decoder.weight": weight, "decoder.decoder.bias": new_bias}, found
+
+
+def build_classifier(config: dict) -> Classifier:
+    """The classifier a saved ``classifier.json`` describes (``orch predict ulmfit``)."""
+    return Classifier(config["vocab_size"], config["emb_sz"], config["n_hid"], config["n_layers"],
+                      len(config["classes"]), config["drop_mult"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,11 +22,8 @@ import numpy as np
 import pandas as pd
 
 from orch_ulmfit import data, text
+from orch_ulmfit.report import reviewer_consistency
 from orchestrator import SPLITS, StageContext, UserError
-from orchestrator import HumanBaseline
-
-# measured with fastai 2.8.12 on the embedded reviews (AWD-LSTM 200/400/2, 80/20 split, no downloads)
-FASTAI_ANCHOR_ERROR = {"scratch": 0.0870, "ulmfit": 0.0780, "majority": 0.1875}
 
 
 def prepare(ctx: StageContext) -> dict[str, float]:
@@ -53,9 +51,10 @@ def prepare(ctx: StageContext) -> dict[str, float]:
         np.save(ctx.out_dir / f"{split}_labels.npy", labels[idx])
     text.save_ids([vocab.numericalize(d) for d in unsup], ctx.out_dir / "unlabelled.npz")
     n_tokens = sum(len(d) for d in tokens)
-    facts = {"source": labelled.source, "classes": labelled.classes}
+    # fields: a document's text fields (a review: title, text), as `orch predict ulmfit` must give them
+    facts = {"source": labelled.source, "classes": labelled.classes, "fields": max(len(d) for d in labelled.docs)}
     if p.data == "embedded":
-        facts["human"] = _reviewer_consistency()
+        facts["human"] = reviewer_consistency(pd.read_parquet(data.corpus_dir() / data.REVIEWS))
     (ctx.out_dir / "facts.json").write_text(json.dumps(facts, indent=1))
     majority = max(np.bincount(labels[index["val"]])) / len(index["val"])
     unknown = sum(int((vocab.numericalize(docs[i]) == 0).sum()) for i in index["val"])
@@ -63,16 +62,6 @@ def prepare(ctx: StageContext) -> dict[str, float]:
             "n_unlabelled": len(unsup), "vocab_size": len(vocab), "n_tokens": n_tokens,
             "tokenize_tokens_per_s": n_tokens / seconds, "val_majority_error": 1 - majority,
             "val_unk_rate": unknown / max(1, sum(len(docs[i]) for i in index["val"]))}
-
-
-def _reviewer_consistency() -> dict:
-    """How often the reviewers' own star ratings disagree with their own recommendation, at the best
-    threshold: a reader who recovered the stars from the text exactly would still err this often."""
-    frame = pd.read_parquet(data.corpus_dir() / data.REVIEWS)
-    frame = frame[frame["Review Text"].notna()]
-    errors = {t: float(((frame["Rating"] >= t).astype(int) != frame["Recommended IND"]).mean()) for t in range(2, 6)}
-    best = min(errors, key=errors.get)
-    return {"error": errors[best], "threshold": best}
 
 
 def corpus(ctx: StageContext) -> dict[str, float]:
@@ -146,24 +135,16 @@ def _target_stream(prep: Path, splits: tuple[str, ...]) -> np.ndarray:
 
 def converted_lm(ctx: StageContext):
     """(a)'s language model with its embedding (and tied decoder) rows moved to the target vocabulary."""
-    import torch
+    from orch_ulmfit.model import LanguageModel, convert_lm
 
-    from orch_ulmfit.model import LanguageModel, convert_embeddings
-
-    p = ctx.params
-    pre = ctx.input_dir("pretrain")
+    p, pre = ctx.params, ctx.input_dir("pretrain")
     old_vocab = text.Vocab.load(pre / "vocab.txt")
     new_vocab = text.Vocab.load(ctx.input_dir("prepare") / "vocab.txt")
     state = ctx.load_state("pretrain", "lm")
-    key = "encoder.encoder.weight"
-    if state[key].shape[0] != len(old_vocab):
-        raise UserError(f"{pre / 'vocab.txt'}: {len(old_vocab)} words, but the encoder has {state[key].shape[0]} rows")
-    weight, found = convert_embeddings(state[key], list(old_vocab.itos), list(new_vocab.itos))
-    state[key] = weight
-    state["decoder.decoder.weight"] = weight
-    bias = state["decoder.decoder.bias"]
-    old = old_vocab.stoi
-    state["decoder.decoder.bias"] = torch.stack([bias[old[w]] if w in old else bias.mean() for w in new_vocab.itos])
+    rows = state["encoder.encoder.weight"].shape[0]
+    if rows != len(old_vocab):
+        raise UserError(f"{pre / 'vocab.txt'}: {len(old_vocab)} words, but the encoder has {rows} rows")
+    state, found = convert_lm(state, list(old_vocab.itos), list(new_vocab.itos))
     model = LanguageModel(len(new_vocab), p.emb_sz, p.n_hid, p.n_layers, p.drop_mult)
     model.load_state_dict(state)
     return model, found / len(new_vocab)
@@ -194,53 +175,54 @@ def finetune(ctx: StageContext) -> dict[str, float]:
             "finetune_epoch_seconds": epoch_seconds}
 
 
-def _classifier_data(prep: Path) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
-    return {s: (text.load_ids(prep / f"{s}.npz"), np.load(prep / f"{s}_labels.npy")) for s in SPLITS}
+def _classifier_data(ctx: StageContext) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    """The prepared splits; the training split subsampled (seeded) to ``classifier.train_docs``."""
+    prep, p = ctx.input_dir("prepare"), ctx.params
+    sets = {s: (text.load_ids(prep / f"{s}.npz"), np.load(prep / f"{s}_labels.npy")) for s in SPLITS}
+    n, docs, labels = p.classifier.train_docs, *sets["train"]
+    if n and n < len(docs):
+        keep = np.sort(np.random.default_rng(p.seed).choice(len(docs), n, replace=False))
+        sets["train"] = ([docs[i] for i in keep], labels[keep])
+    return sets
+
+
+def classifier_config(ctx: StageContext) -> dict:
+    """What rebuilds the classifier (``model.build_classifier``) and feeds it (vocabulary, classes)."""
+    p, prep = ctx.params, ctx.input_dir("prepare")
+    return {"vocab_size": len(text.Vocab.load(prep / "vocab.txt")), "emb_sz": p.emb_sz, "n_hid": p.n_hid,
+            "n_layers": p.n_layers, "drop_mult": p.classifier.drop_mult, "max_len": p.classifier.max_len,
+            **{k: json.loads((prep / "facts.json").read_text())[k] for k in ("classes", "fields")}}
 
 
 def train_classifier(ctx: StageContext, variant: str, encoder: dict | None, gradual: bool,
                      prefix: str) -> tuple[object, dict[str, float]]:
     """One classifier: ``encoder`` weights (None: from scratch, trained as any network is: every layer
     at once at one rate, nothing pretrained to protect); returns the model and its errors."""
-    from orch_ulmfit.model import Classifier, load_encoder
-    from orch_ulmfit.train import evaluate_classifier, fit_classifier
+    from orch_ulmfit.model import build_classifier, load_encoder
+    from orch_ulmfit.train import classifier_errors, fit_classifier
 
-    p = ctx.params
-    prep = ctx.input_dir("prepare")
-    vocab = text.Vocab.load(prep / "vocab.txt")
-    classes = json.loads((prep / "facts.json").read_text())["classes"]
-    sets = _classifier_data(prep)
-    c = p.classifier
-    if c.train_docs and c.train_docs < len(sets["train"][0]):
-        keep = np.sort(np.random.default_rng(p.seed).choice(len(sets["train"][0]), c.train_docs, replace=False))
-        sets["train"] = ([sets["train"][0][i] for i in keep], sets["train"][1][keep])
+    p, c, sets = ctx.params, ctx.params.classifier, _classifier_data(ctx)
     ctx.reseed()  # every variant starts from the same RNG state
-    model = Classifier(len(vocab), p.emb_sz, p.n_hid, p.n_layers, len(classes), c.drop_mult)
+    model = build_classifier(classifier_config(ctx))
     if encoder is not None:
         load_encoder(model, encoder, f"{variant} encoder")
     model.to(ctx.device)
-
-    def on_epoch(epoch: int, m: dict) -> None:
-        ctx.log_epoch(epoch, {f"{prefix}{k}": v for k, v in m.items()})
-
     start = time.perf_counter()
     speed = fit_classifier(model, sets["train"], sets["val"], lr=c.lr, wd=c.wd, bs=c.bs, max_len=c.max_len,
                            clip=p.clip, device=ctx.device, seed=p.seed, gradual=gradual,
-                           discriminative=encoder is not None,
-                           final_epochs=c.final_epochs, on_epoch=on_epoch, progress=ctx.progress,
-                           resumable=functools.partial(ctx.resumable, variant))
+                           discriminative=encoder is not None, final_epochs=c.final_epochs,
+                           on_epoch=lambda e, m: ctx.log_epoch(e, {f"{prefix}{k}": v for k, v in m.items()}),
+                           progress=ctx.progress, resumable=functools.partial(ctx.resumable, variant))
     out = {"docs_per_s": speed, "seconds": time.perf_counter() - start}
-    probe = (sets["train"][0][: len(sets["val"][0])], sets["train"][1][: len(sets["val"][0])])
-    for split, (docs, labels) in (("train", probe), ("train_dev", sets["train_dev"]), ("val", sets["val"])):
-        loss, error = evaluate_classifier(model, docs, labels, c.bs, c.max_len, ctx.device)
-        out[f"{split}_error"], out[f"{split}_loss"] = error, loss
-    return model, out
+    return model, {**out, **classifier_errors(model, sets, c.bs, c.max_len, ctx.device)}
 
 
 def classify(ctx: StageContext) -> dict[str, float]:
     """(c) The full method: (a) + (b) + gradual unfreezing."""
     model, out = train_classifier(ctx, "ulmfit", ctx.load_state("finetune", "encoder"), True, "")
-    ctx.save_model("classifier", model, {"params": ctx.params.model_dump(mode="json")})
+    ctx.save_model("classifier", model, classifier_config(ctx))
+    # the target vocabulary beside the weights: `orch predict ulmfit --run ID` needs nothing else
+    shutil.copyfile(ctx.input_dir("prepare") / "vocab.txt", ctx.out_dir / "classifier.vocab.txt")
     return {**out, "epoch_seconds": float(np.mean([h["epoch_seconds"] for h in ctx.history.values()]))}
 
 
@@ -265,64 +247,19 @@ def ablation(ctx: StageContext) -> dict[str, float]:
     return out
 
 
-VARIANTS = {
-    "scratch": "classifier from scratch (no pretraining)",
-    "pretrained": "(a) general-domain LM only",
-    "no_unfreezing": "(a) + (b) LM fine-tuning, all layers trained at once",
-    "ulmfit": "(a) + (b) + gradual unfreezing: full ULMFiT",
-}
-
-
 def report(ctx: StageContext) -> dict[str, float]:
-    from orch_ulmfit import plots
+    from orch_ulmfit import plots, report as write_up
 
-    out = ctx.out_dir
-    m = ctx.upstream_metrics()
-    rows = [{"variant": "ulmfit", "val_error": m["val_error"], "train_error": m["train_error"], "seconds": m["seconds"]}]
+    out, m = ctx.out_dir, ctx.upstream_metrics()
     ablation_csv = ctx.input_dir("ablation") / "ablation.csv"
-    if ablation_csv.exists() and ablation_csv.stat().st_size > 1:
-        rows = pd.read_csv(ablation_csv)[["variant", "val_error", "train_error", "seconds"]].to_dict("records") + rows
-    table = pd.DataFrame(rows)
+    done = ablation_csv.exists() and ablation_csv.stat().st_size > 1  # an empty ablation writes no rows
+    table = write_up.ablation_table(m, pd.read_csv(ablation_csv) if done else None)
     table.to_csv(out / "ablation.csv", index=False)
     plots.ablation(table, m["val_majority_error"], out / "ablation.png")
-    plots.classifier_curves(ctx.input_history("classify"),
-                            ctx.input_history("ablation"),
-                            list(ctx.params.ablation), out / "classifier_curves.png")
-    plots.lm_curves({s: ctx.input_history(s) for s in ("pretrain", "finetune")},
-                    out / "lm_curves.png")
-    (out / "ablation.md").write_text(_ablation_md(table, m), encoding="utf-8")
-    ctx.bias_variance_report(m, human=_human(ctx))
-    return {}
-
-
-def _human(ctx: StageContext) -> HumanBaseline | None:
+    plots.classifier_curves(ctx.input_history("classify"), ctx.input_history("ablation"), list(ctx.params.ablation),
+                            out / "classifier_curves.png")
+    plots.lm_curves({s: ctx.input_history(s) for s in ("pretrain", "finetune")}, out / "lm_curves.png")
+    (out / "ablation.md").write_text(write_up.ablation_md(table, m), encoding="utf-8")
     facts = json.loads((ctx.input_dir("prepare") / "facts.json").read_text())
-    if "human" in facts:
-        h = facts["human"]
-        return HumanBaseline(h["error"], (
-            f"the reviewers' own consistency: their star rating (>= {h['threshold']} stars -> recommended) "
-            f"disagrees with their own recommendation on {h['error']:.1%} of the reviews; a reader who recovered "
-            "the stars from the text exactly would still err that often (no human study of this data exists)"))
-    return None
-
-
-def _ablation_md(table: pd.DataFrame, m: dict) -> str:
-    lines = ["# ULMFiT ablation", "",
-             f"Validation error on {m['n_val']:,.0f} held-out documents (seeded random split); majority class "
-             f"{m['val_majority_error']:.2%}.", "",
-             "| classifier | val error | train error | seconds |", "|---|---:|---:|---:|"]
-    for r in table.itertuples():
-        lines.append(f"| {VARIANTS.get(r.variant, r.variant)} | {r.val_error:.2%} | {r.train_error:.2%} | {r.seconds:.0f} |")
-    lines += ["", "Language models (next-token accuracy / perplexity on held-out text):", "",
-              f"- (a) general corpus: {m['pretrain_val_acc']:.1%} / {m['pretrain_val_ppl']:.1f}",
-              f"- (a) on the target texts before fine-tuning: {m['finetune_before_val_acc']:.1%} / "
-              f"{m['finetune_before_val_ppl']:.1f}",
-              f"- (b) after fine-tuning on the target texts: {m['finetune_val_acc']:.1%} / {m['finetune_val_ppl']:.1f}",
-              f"- target words found in the general vocabulary: {m['vocab_coverage']:.1%}", "",
-              "Anchor (fastai 2.8.12 on the same reviews, 80/20 split, AWD-LSTM 200/400/2, no downloaded weights): "
-              f"from scratch {FASTAI_ANCHOR_ERROR['scratch']:.2%}, LM fine-tuning + gradual unfreezing "
-              f"{FASTAI_ANCHOR_ERROR['ulmfit']:.2%}, majority {FASTAI_ANCHOR_ERROR['majority']:.2%}.", "",
-              "Each row is one training run (one seed). On the default data the same classifier varies by about one "
-              "point from seed to seed (`python benchmarks/ulmfit_labels.py`), so smaller differences are noise.", "",
-              "![ablation](ablation.png)"]
-    return "\n".join(lines) + "\n"
+    ctx.bias_variance_report(m, human=write_up.human_baseline(facts))
+    return {}

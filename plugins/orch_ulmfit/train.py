@@ -197,6 +197,30 @@ def evaluate_classifier(model, docs, labels, bs: int, max_len: int, device) -> t
     return loss / n, wrong / n
 
 
+@torch.no_grad()
+def class_probabilities(model, docs: Sequence[np.ndarray], bs: int, max_len: int, device) -> np.ndarray:
+    """Each document's class probabilities, in the documents' order (batched by length)."""
+    model.eval()
+    out = np.zeros((len(docs), 0), np.float32)
+    for x, lengths, index in doc_batches(docs, np.arange(len(docs)), bs, max_len, shuffle=False):
+        probs = torch.softmax(model(x.to(device), lengths.to(device)), dim=1).cpu().numpy()
+        if out.shape[1] == 0:
+            out = np.zeros((len(docs), probs.shape[1]), np.float32)
+        out[index.numpy()] = probs
+    return out
+
+
+def classifier_errors(model, sets: dict, bs: int, max_len: int, device) -> dict[str, float]:
+    """Loss and error on train (a probe as large as val), train_dev and val."""
+    n = len(sets["val"][0])
+    probe = (sets["train"][0][:n], sets["train"][1][:n])
+    out = {}
+    for split, (docs, labels) in (("train", probe), ("train_dev", sets["train_dev"]), ("val", sets["val"])):
+        loss, error = evaluate_classifier(model, docs, labels, bs, max_len, device)
+        out[f"{split}_error"], out[f"{split}_loss"] = error, loss
+    return out
+
+
 def unfreezing_schedule(n_groups: int, gradual: bool, final_epochs: int) -> list[int]:
     """Trainable groups per epoch: gradual = 1, 2, ... n_groups (one epoch each) then ``final_epochs``
     with all; otherwise every epoch with all groups (the same number of epochs)."""
