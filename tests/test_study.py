@@ -109,3 +109,19 @@ def test_two_workers_asking_at_once_never_take_the_same_queued_trial(tmp_path):
         for w in workers:
             w.join(timeout=60)
         assert numbers == {2 * round_, 2 * round_ + 1}, f"round {round_}: both workers took trial {numbers}"
+
+
+def test_each_trial_takes_one_place_of_the_budget_whatever_moment_it_is_read_at(study):
+    """A worker reads the places taken in one go: a trial that ends while it reads is counted once
+    (two reads, counted then running, missed it in both and let a 7th trial start for 6)."""
+    running, ending, done = started(study), started(study), started(study)
+    study._study.tell(done, 0.5)
+    ending.set_user_attr("result", {"state": "COMPLETE", "params": {"lr": 0.5}, "value": 0.4})  # told next
+    stopped = started(study)
+    stopped.set_user_attr("result", {"state": "INTERRUPTED", "params": {"lr": 0.5}})
+    study._study.tell(stopped, state=optuna.trial.TrialState.FAIL)  # queued again: its place is free
+    assert {r.number: r.state for r in study.results()} == {
+        running.number: "RUNNING", ending.number: "COMPLETE", done.number: "COMPLETE", stopped.number: "INTERRUPTED"}
+    assert study.taken() == 3 and study.counted() == 2
+    study._study.tell(ending, 0.4)
+    assert study.taken() == 3 and study.counted() == 2
