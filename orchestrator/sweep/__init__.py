@@ -10,8 +10,11 @@ The seams, one module each:
 - ``plan``: the sweep's settings, one ``SweepInfo``, from the task, params.yaml and the CLI
 - ``study``: everything Optuna (storage, sampler, pruner, the trial budget, stored results);
   the only module that imports optuna
+- ``database``: the storage URL checked before use, SQLite transactions that serialize
 - ``trial``: one trial: sample, run the stages, report epochs to the pruner, a ``TrialResult``
 - ``workers``: trials in this process, or in worker processes sharing the storage
+- ``gpus``: ``--gpus-per-trial``: each worker slot pinned to its own GPUs
+- ``ray_launcher``: ``--launcher ray``: the workers as Ray actors, each a plain ``orch worker``
 - ``agree``: values all workers of a study agree on, on any machine (the parent run, worker numbers)
 - ``outputs``: best_params.yaml, trials.md, trials.json
 - ``driver``: a sweep from start to end, with the tracker hooks around it

@@ -8,7 +8,6 @@ import functools
 import signal
 import time
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -18,6 +17,7 @@ from optuna.trial import TrialState
 from orchestrator import interrupt
 from orchestrator.sweep import agree
 from orchestrator.errors import UserError, database_reason
+from orchestrator.sweep.database import MissingStorage, check_storage, serialize_transactions
 from orchestrator.space import values_from_optuna
 from orchestrator.sweep.trial import TRACKING
 from orchestrator.task import SweepInfo, TrialResult, masked
@@ -27,10 +27,6 @@ RETRY_OF, ATTEMPT = "retry_of", "attempt"  # user attributes of a trial run agai
 LOST_REASON = "worker lost"
 SCHEMA_GATE = "orch: Optuna's schema"  # the name of a gate no sweep uses (an advisory lock keyed by its hash)
 SETTINGS = "sweep"  # the study's user attribute that holds its SweepInfo (but storage and tracking)
-
-
-class MissingStorage(UserError):
-    """A SQLite study storage that was to be read does not exist (nothing is created)."""
 
 
 class TrialFailed(Exception):
@@ -61,48 +57,8 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
         reason = database_reason(exc)
         raise UserError(f"--storage {masked(url)}: cannot open the study storage: {reason}") from None
     if url.startswith("sqlite:"):
-        _serialize_transactions(rdb.engine)
+        serialize_transactions(rdb.engine)
     return rdb
-
-
-def check_storage(url: str, create: bool = True) -> None:
-    """A one-line error for a storage URL that cannot work, before anything touches it."""
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-        parsed.get_dialect()
-    except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
-        raise UserError(f"--storage {masked(url)}: unsupported database {url.split(':')[0]!r} "
-                        "(expected sqlite or postgresql)") from None
-    except sqlalchemy.exc.ArgumentError:
-        raise UserError(f"--storage {url}: not a database URL (expected sqlite:///PATH/optuna.db "
-                        "or postgresql://USER@HOST/DB)") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database).expanduser()
-        if not create and not path.is_file():
-            raise MissingStorage(f"--storage {url}: no study storage at {path}")
-        if not path.parent.is_dir():
-            raise UserError(f"--storage {url}: folder {path.parent} does not exist")
-
-
-def _serialize_transactions(engine) -> None:
-    """Make each SQLite transaction take the write lock when it begins (``BEGIN IMMEDIATE``).
-
-    Optuna hands a queued trial to one worker by reading it WAITING and then writing it RUNNING
-    (``SELECT ... FOR UPDATE``). SQLite ignores ``FOR UPDATE`` and Python's driver starts the
-    transaction only at the write, so two workers both read WAITING and both ran the same trial
-    (18 times in 20 in a two-process race). PostgreSQL locks the row and needs none of this.
-    This is SQLAlchemy's recipe for SQLite transactions that serialize."""
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _driver_leaves_transactions_to_us(dbapi_connection, record):
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin_immediate(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    engine.dispose()  # connections opened by Optuna's set-up reconnect with the listeners
 
 
 def _retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, max_retries: int) -> None:
