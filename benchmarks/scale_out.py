@@ -7,7 +7,8 @@ project and a fresh study each time:
   tiny   the test suite's toy task (no torch, 2 epochs of nothing): a trial's time is the host's
          bookkeeping alone (sampling, the child run, params and per-epoch metrics to MLflow, the
          artifact, the report stage, Optuna's tell). Run on SQLite and, when Debian's PostgreSQL
-         binaries are here, on a PostgreSQL server this benchmark starts (127.0.0.1, temp folder).
+         binaries are here, on a PostgreSQL server this benchmark starts (127.0.0.1, temp folder), and
+         in Optuna's journal storage (a file, as on a shared file system).
   real   collab on the embedded MovieLens ratings, 2 epochs per trial (CPU-bound training), on SQLite.
 Throughput is trials per minute from the first trial's start to the last trial's end (Optuna's
 timestamps), so the command's start-up and the parent run's set-up are not in it; the wall time
@@ -46,7 +47,7 @@ SWEEPS = {
 
 
 def sweep(task: str, trials: int, jobs: int, storage: str | None, work: Path) -> dict:
-    project = work / f"{task}-{jobs}-{'pg' if storage else 'sqlite'}"
+    project = work / f"{task}-{jobs}-{(storage or 'sqlite').split(':')[0]}"
     project.mkdir()
     (project / "params.yaml").write_text(yaml.safe_dump(SWEEPS[task]))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TOY_SITE), os.environ.get("PYTHONPATH")]))}
@@ -64,8 +65,11 @@ def sweep(task: str, trials: int, jobs: int, storage: str | None, work: Path) ->
 def _timings(storage: str, trials: int, jobs: int) -> dict:
     import optuna
 
+    from orchestrator.sweep.study import storage as open_storage  # journal:// too
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    done = [t for t in optuna.load_study(study_name="bench", storage=storage).trials if t.datetime_complete]
+    study = optuna.load_study(study_name="bench", storage=open_storage(storage, create=False))
+    done = [t for t in study.trials if t.datetime_complete]
     assert len(done) == trials, f"{len(done)} trials ended, expected {trials}"
     first = min(t.datetime_start for t in done)
     last = max(t.datetime_complete for t in done)
@@ -109,6 +113,9 @@ def main() -> None:
                 rows[f"tiny/sqlite/{jobs}"] = sweep("toy", args.trials, jobs, None, work)
                 if server is not None:
                     rows[f"tiny/postgresql/{jobs}"] = sweep("toy", args.trials, jobs, server.url(), work)
+                journal = work / f"journal-{jobs}"
+                journal.mkdir()
+                rows[f"tiny/journal/{jobs}"] = sweep("toy", args.trials, jobs, f"journal://{journal / 'optuna.log'}", work)
                 rows[f"real/sqlite/{jobs}"] = sweep("collab", args.real_trials, jobs, None, work)
         finally:
             if server is not None:

@@ -1,6 +1,6 @@
-"""Workers of one study on a real PostgreSQL server (started by the ``postgres`` fixture): the
-agreements that make one parent run and distinct sampler seeds, and `orch sweep` with `orch worker`
-sharing the study as two machines would."""
+"""Workers of one study on a real PostgreSQL server (started by the ``postgres`` fixture) or in an
+Optuna journal file on a shared folder: the agreements that make one parent run and distinct
+sampler seeds, and `orch sweep` with `orch worker` sharing the study as two machines would."""
 
 from __future__ import annotations
 
@@ -32,8 +32,18 @@ def _agree(url: str, barrier, value: str, out) -> None:
     out.put((agree.agree(url, "s", "parent", value), agree.take_number(url, "s", "worker", value)[0]))
 
 
-def test_workers_that_race_on_postgresql_agree_on_one_value_and_take_distinct_numbers(postgres):
-    url = postgres.url()
+@pytest.fixture(params=["postgresql", "journal"])
+def shared_storage(request, tmp_path) -> str:
+    """A study storage every machine reaches: a PostgreSQL database, or an Optuna journal file on
+    a shared file system (here a local folder: the same locks and files as on NFS)."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").url()
+    (tmp_path / "shared").mkdir()
+    return f"journal://{tmp_path / 'shared' / 'optuna.log'}"
+
+
+def test_workers_that_race_agree_on_one_value_and_take_distinct_numbers(shared_storage):
+    url = shared_storage
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(4), context.Queue()
     procs = [context.Process(target=_agree, args=(url, barrier, f"v{i}", out)) for i in range(4)]
@@ -173,7 +183,7 @@ def test_a_wrong_postgresql_password_is_one_line_and_creates_nothing(project, po
 
 
 def test_a_worker_killed_on_one_machine_is_failed_by_its_heartbeat_and_its_trial_rerun_on_another(
-        tmp_path, toy_site, postgres):
+        tmp_path, toy_site, shared_storage):
     """Two machines: two project folders (their own leases and scratch), one PostgreSQL study, one
     tracking store. The worker of machine A is killed in the middle of a trial; nothing on A is left
     to notice. Machine B's worker waits for the trial's heartbeat to stop, fails it, runs it again
@@ -185,7 +195,7 @@ def test_a_worker_killed_on_one_machine_is_failed_by_its_heartbeat_and_its_trial
     for folder in machines:
         folder.mkdir()
         (folder / "params.yaml").write_text(yaml.safe_dump(params))
-    storage, tracking = postgres.url(), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    storage, tracking = shared_storage, f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = ("--tracking-uri", tracking)
     first = orch(*common, "sweep", "toy", "--trials", "4", "--study", "hb", "--storage", storage, "--timeout", "0.5",
                  cwd=machines[0])  # records the settings; one trial

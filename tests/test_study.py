@@ -125,3 +125,34 @@ def test_each_trial_takes_one_place_of_the_budget_whatever_moment_it_is_read_at(
     assert study.taken() == 3 and study.counted() == 2
     study._study.tell(ending, 0.4)
     assert study.taken() == 3 and study.counted() == 2
+
+
+def test_a_journal_trial_whose_heartbeat_file_went_stale_is_failed_and_queued(tmp_path):
+    """Optuna's journal has no heartbeat: each running trial touches a file beside the journal,
+    judged by the file system's clock (the mtime of a file touched now)."""
+    import os
+
+    info = sweep_info(tmp_path, heartbeat=30, grace_period=120, max_retries=1)
+    info.storage = f"journal://{tmp_path / 'optuna.log'}"
+    study = Study.open(info)
+    vanished, live = started(study), started(study)
+    beats = tmp_path / "optuna.log.heartbeats"
+    now = time.time()
+    os.utime(beats / str(vanished._trial_id), (now - 121, now - 121))
+    os.utime(beats / str(live._trial_id), (now - 100, now - 100))  # within its grace period
+    assert study.requeue(max_retries=1) == 1
+    states = {t.number: t.state.name for t in study._study.trials}
+    assert states[vanished.number] == "FAIL" and states[live.number] == "RUNNING"
+    again = Study.existing("s", info.storage)._study.ask()  # another worker, another process's view
+    assert again.suggest_float("lr", 0.1, 1.0) == vanished.params["lr"]
+
+
+def test_journal_storage_urls_that_cannot_work_are_one_line_errors(tmp_path):
+    from orchestrator.errors import UserError
+    from orchestrator.sweep.study import storage
+
+    with pytest.raises(UserError, match=r"^--storage journal:///no/such/optuna.log: folder /no/such does not exist$"):
+        storage("journal:///no/such/optuna.log")
+    with pytest.raises(UserError, match=r"^--study s: no such study in journal://"):
+        Study.existing("s", f"journal://{tmp_path / 'optuna.log'}")
+    assert not (tmp_path / "optuna.log").exists()  # nothing created by reading

@@ -79,7 +79,8 @@ def stage(ctx, task: str, stage: str, params_file, overrides, restart) -> None:
 @click.option("--metric", metavar="NAME", help="metric to optimise (default: sweep.metric, else val_<task metric>).")
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]), help="default: sweep.direction.")
 @click.option("--seed", type=int, help="sampler seed.")
-@click.option("--storage", metavar="URL", help="Optuna storage (default: sqlite:///<project>/optuna.db).")
+@click.option("--storage", metavar="URL", help="Optuna storage: sqlite:///PATH, postgresql://USER:PW@HOST/DB or journal:///SHARED/PATH.log "
+                   "(default: sqlite:///<project>/optuna.db).")
 @click.option("--study", metavar="NAME", help="study name (default: derived from task, params and space).")
 @click.option("--refine", is_flag=True, help="narrow the space around the best trials of --study, in a new study.")
 @click.option("--gpus-per-trial", type=click.IntRange(min=1), help="GPUs each trial gets to itself (each worker "

@@ -9,8 +9,9 @@ The seams, one module each:
 
 - ``plan``: the sweep's settings, one ``SweepInfo``, from the task, params.yaml and the CLI
 - ``study``: everything Optuna (storage, sampler, pruner, the trial budget, stored results);
-  the only module that imports optuna
+  with ``journal``, the only modules that import optuna
 - ``database``: the storage URL checked before use, SQLite transactions that serialize
+- ``journal``: Optuna's journal storage with a heartbeat of files (a study on a shared file system)
 - ``trial``: one trial: sample, run the stages, report epochs to the pruner, a ``TrialResult``
 - ``workers``: trials in this process, or in worker processes sharing the storage
 - ``gpus``: ``--gpus-per-trial``: each worker slot pinned to its own GPUs

@@ -1,5 +1,6 @@
-"""The study's database below Optuna: checking a storage URL before anything touches it, and
-SQLite transactions that serialize (what Optuna's queue needs of a shared SQLite file)."""
+"""The study's database below Optuna: checking a storage URL before anything touches it, telling
+a journal file from a database, and SQLite transactions that serialize (what Optuna's queue needs
+of a shared SQLite file)."""
 
 from __future__ import annotations
 
@@ -11,27 +12,46 @@ from orchestrator.errors import UserError
 from orchestrator.task import masked
 
 
+JOURNAL = "journal:"  # Optuna's journal storage, a file on a shared file system (sweep/journal.py)
+
+
+def is_journal(url: str) -> bool:
+    return url.startswith(JOURNAL)
+
+
+def journal_path(url: str) -> Path:
+    """``journal:///abs/path.log`` or ``journal:relative/path.log`` -> the journal file."""
+    path = url[len(JOURNAL):]
+    return Path(path[2:] if path.startswith("//") else path).expanduser()
+
+
 class MissingStorage(UserError):
     """A SQLite study storage that was to be read does not exist (nothing is created)."""
 
 
 def check_storage(url: str, create: bool = True) -> None:
     """A one-line error for a storage URL that cannot work, before anything touches it."""
+    if is_journal(url):
+        _check_file(url, journal_path(url), create)
+        return
     try:
         parsed = sqlalchemy.engine.make_url(url)
         parsed.get_dialect()
     except sqlalchemy.exc.NoSuchModuleError:  # before ArgumentError, its base class
         raise UserError(f"--storage {masked(url)}: unsupported database {url.split(':')[0]!r} "
-                        "(expected sqlite or postgresql)") from None
+                        "(expected sqlite, postgresql or journal)") from None
     except sqlalchemy.exc.ArgumentError:
         raise UserError(f"--storage {url}: not a database URL (expected sqlite:///PATH/optuna.db "
-                        "or postgresql://USER@HOST/DB)") from None
+                        "postgresql://USER@HOST/DB or journal:///PATH/optuna.log)") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database).expanduser()
-        if not create and not path.is_file():
-            raise MissingStorage(f"--storage {url}: no study storage at {path}")
-        if not path.parent.is_dir():
-            raise UserError(f"--storage {url}: folder {path.parent} does not exist")
+        _check_file(url, Path(parsed.database).expanduser(), create)
+
+
+def _check_file(url: str, path: Path, create: bool) -> None:
+    if not create and not path.is_file():
+        raise MissingStorage(f"--storage {url}: no study storage at {path}")
+    if not path.parent.is_dir():
+        raise UserError(f"--storage {url}: folder {path.parent} does not exist")
 
 
 def serialize_transactions(engine) -> None:

@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 
 from orchestrator import interrupt
 from orchestrator.sweep import agree
+from orchestrator.sweep.journal import HeartbeatJournalStorage
 from orchestrator.errors import UserError, database_reason
-from orchestrator.sweep.database import MissingStorage, check_storage, serialize_transactions
+from orchestrator.sweep.database import MissingStorage, check_storage, is_journal, journal_path, serialize_transactions
 from orchestrator.space import values_from_optuna
 from orchestrator.sweep.trial import TRACKING
 from orchestrator.task import SweepInfo, TrialResult, masked
@@ -39,9 +40,11 @@ def storage(url: str, sweep: SweepInfo | None = None, create: bool = True) -> op
     ``create=False`` a SQLite file that does not exist is an error, not a new empty store."""
     sweep = sweep or SweepInfo(task="", study="", storage=url, metric="")  # default settings
     check_storage(url, create)
+    retry = functools.partial(_retry, max_retries=sweep.max_retries)
+    if is_journal(url):  # a shared file system, no database
+        return HeartbeatJournalStorage(journal_path(url), sweep.heartbeat, sweep.grace_period, retry)
     # several worker processes write one SQLite file: wait for the lock instead of failing
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite:") else None
-    retry = functools.partial(_retry, max_retries=sweep.max_retries)
     try:
         # Optuna creates its tables and types when a storage opens; workers opening a fresh database
         # at once raced on it (PostgreSQL: UniqueViolation on CREATE TYPE; SQLite: "table studies
