@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from orchestrator import checkpoint, interrupt
 from orchestrator.errors import ContractError, NonFiniteLoss
+from orchestrator.device import share_threads
 from orchestrator.stage_params import SEED
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class StageContext:
             print(f"[{self.where}{trial}] epoch {epoch + 1}  {shown}", file=sys.stderr, flush=True)
         if self.run is not None:
             self.hook.orch_epoch_end(run=self.run, epoch=epoch, metrics=metrics)
+        share_threads()  # another training started or ended: take this process's new share
         bad = [k for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(v)]
         if bad:
             raise NonFiniteLoss(f"{bad[0]} is {metrics[bad[0]]} at epoch {epoch + 1}")
@@ -269,4 +271,5 @@ def _bookkeeping(path: Path, folder: Path) -> bool:
 def _checked(iterable: Iterable) -> Iterator:
     for item in iterable:
         interrupt.check()
+        share_threads(every=2.0)  # a training that starts or ends elsewhere changes the share
         yield item

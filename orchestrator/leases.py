@@ -27,16 +27,17 @@ class Lease:
     folder: str | None = None  # the run's scratch folder, removed once its process is found dead
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
-    started: float = field(default_factory=lambda: _started(os.getpid()))
+    started: float = field(default_factory=lambda: started_at(os.getpid()))
 
     def holder_alive(self) -> bool:
-        return self.host != socket.gethostname() or _started(self.pid) == self.started
+        return self.host != socket.gethostname() or started_at(self.pid) == self.started
 
     def reason(self) -> str:
         return f"lost: its process {self.pid} on {self.host} ended without closing it (killed?)"
 
 
-def _started(pid: int) -> float | None:
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started (None: gone, or a zombie): with the pid, names a process."""
     import psutil
 
     try:

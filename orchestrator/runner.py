@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 from pydantic import BaseModel
 
-from orchestrator import interrupt, leases
+from orchestrator import device, interrupt, leases
 from orchestrator.context import HISTORY_FILE, METRICS_FILE, RUN_FILE, StageContext
 from orchestrator.device import device_tags, seed_everything
 from orchestrator.errors import UserError
@@ -179,6 +179,7 @@ def _run_one(stage: Stage, ctx: StageContext, params: BaseModel) -> dict[str, fl
     out = ctx.out_dir
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    device.join_trainings()  # torch's threads: this process's share of the cores (device.py)
     try:
         if SEED in type(params).model_fields:
             seed_everything(getattr(params, SEED))
@@ -196,6 +197,8 @@ def _run_one(stage: Stage, ctx: StageContext, params: BaseModel) -> dict[str, fl
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written
         raise
+    finally:
+        device.leave_trainings()
     return result
 
 
