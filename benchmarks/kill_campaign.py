@@ -45,7 +45,10 @@ CHECKPOINT_EVERY = {"seconds": "1"}  # set from --checkpoint-every
 
 def env() -> dict:
     return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-            "MLFLOW_DISABLE_TELEMETRY": "true", "ORCH_CHECKPOINT_EVERY": CHECKPOINT_EVERY["seconds"]}
+            "MLFLOW_DISABLE_TELEMETRY": "true", "ORCH_CHECKPOINT_EVERY": CHECKPOINT_EVERY["seconds"],
+            # a fixed thread count: results equal bit for bit whatever else runs (the host's share
+            # would follow the trainings alive, and float sums differ with the thread count)
+            "ORCH_THREADS": os.environ.get("ORCH_THREADS", "1")}
 
 
 def project(tmp: Path, name: str) -> Path:

@@ -134,14 +134,17 @@ def share_threads(every: float = 0.0) -> int | None:
         return None
     _LAST_SHARE[0] = now
     omp = os.environ.get("OMP_NUM_THREADS")
-    fixed = os.environ.get(THREADS_ENV) or (omp if omp != os.environ.get(CHOSEN_ENV) else None)
+    users = omp if omp is not None and omp != os.environ.get(CHOSEN_ENV) else None
+    fixed = os.environ.get(THREADS_ENV) or users
     if fixed and fixed.isdigit():
         n = max(1, int(fixed))
     else:
         n = threads_for(usable_cores(), _TRAININGS.live() if _TRAININGS is not None else 1)
     torch = sys.modules.get("torch")
-    if torch is None:
-        os.environ["OMP_NUM_THREADS"] = os.environ[CHOSEN_ENV] = str(n)
-    elif torch.get_num_threads() != n:
+    if torch is None and users is None:  # never overwrite the user's own setting
+        os.environ["OMP_NUM_THREADS"] = str(n)
+        if not os.environ.get(THREADS_ENV):  # a share, not a setting: the next call may change it
+            os.environ[CHOSEN_ENV] = str(n)
+    elif torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

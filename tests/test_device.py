@@ -66,3 +66,14 @@ def test_a_training_takes_its_share_and_a_setting_overrides_it(no_thread_setting
     monkeypatch.setenv(device.THREADS_ENV, "1")  # orch's own setting wins
     assert device.share_threads() == 1 and torch.get_num_threads() == 1
     assert device.share_threads(every=60) is None  # a batch loop checks at most that often
+
+
+def test_the_users_omp_setting_is_never_taken_for_a_share(no_thread_settings, monkeypatch):
+    """A user's OMP_NUM_THREADS written before torch starts stays the user's on every later call
+    (it once became orch's share: the number of threads then followed the other trainings)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setitem(sys.modules, "torch", None)  # torch not started yet
+    assert device.share_threads() == 1
+    assert device.CHOSEN_ENV not in __import__("os").environ
+    monkeypatch.setattr(device, "usable_cores", lambda: 8)
+    assert device.share_threads() == 1
