@@ -93,7 +93,9 @@ def postgres(work: Path):
     work.chmod(0o755)  # the server runs as the postgres user when this is root: it must reach its folder
     try:
         return Postgres(work / "pg"), None
-    except BaseException as exc:  # pytest.skip raises outside pytest too: its message is the reason
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # pytest.skip and .fail raise BaseExceptions: their message is the reason
         return None, str(exc) or type(exc).__name__
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from orchestrator.leases import started_at
 
 THREADS_ENV = "ORCH_THREADS"  # a fixed thread count, overriding the share
 CHOSEN_ENV = "ORCH_THREADS_CHOSEN"  # marks an OMP_NUM_THREADS that orch wrote, not the user
@@ -63,13 +66,6 @@ def threads_for(cores: int, trainings: int) -> int:
     return max(1, cores // max(1, trainings))
 
 
-def process_started(pid: int) -> float | None:
-    """When ``pid`` started, None when it is gone (see ``leases``: a pid alone may be reused)."""
-    from orchestrator.leases import started_at
-
-    return started_at(pid)
-
-
 class Trainings:
     """The trainings running on this machine: one file per process (pid and start time) in a
     folder every orch process of this user shares, whatever its project."""
@@ -81,7 +77,7 @@ class Trainings:
 
     def join(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.mine.write_text(repr(process_started(os.getpid())))
+        self.mine.write_text(repr(started_at(os.getpid())))
 
     def leave(self) -> None:
         self.mine.unlink(missing_ok=True)
@@ -91,7 +87,7 @@ class Trainings:
         count = 0
         for path in self.folder.glob("[0-9]*"):
             try:
-                started = process_started(int(path.name))
+                started = started_at(int(path.name))  # a pid alone may be reused
                 alive = started is not None and path.read_text() == repr(started)
             except (OSError, ValueError):
                 continue
@@ -118,7 +114,7 @@ def leave_trainings() -> None:
         _TRAININGS.leave()
 
 
-_LAST_SHARE = [float("-inf")]
+_last_share = float("-inf")
 
 
 def share_threads(every: float = 0.0) -> int | None:
@@ -127,12 +123,11 @@ def share_threads(every: float = 0.0) -> int | None:
     stage starts and after each epoch, so a run alone again takes the cores back). Before torch
     is imported the choice goes to OMP_NUM_THREADS, which torch reads when it starts. With
     ``every``, nothing is done (None) within that many seconds of the last call (a batch loop)."""
-    import time
-
+    global _last_share
     now = time.monotonic()
-    if now - _LAST_SHARE[0] < every:
+    if now - _last_share < every:
         return None
-    _LAST_SHARE[0] = now
+    _last_share = now
     omp = os.environ.get("OMP_NUM_THREADS")
     users = omp if omp is not None and omp != os.environ.get(CHOSEN_ENV) else None
     fixed = os.environ.get(THREADS_ENV) or users

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from orchestrator import device
+from orchestrator.leases import started_at
 
 
 def test_the_share_is_even_and_never_zero():
@@ -16,19 +17,20 @@ def test_the_share_is_even_and_never_zero():
 
 
 JOIN = """
-import sys, time
+import sys
 from pathlib import Path
 from orchestrator.device import Trainings
 Trainings(Path(sys.argv[1])).join()
 print("joined", flush=True)
-time.sleep(600)
+sys.stdin.read()  # until the test kills this process
 """
 
 
 def test_trainings_of_other_processes_count_until_they_die(tmp_path):
     mine = device.Trainings(tmp_path)
     mine.join()
-    other = subprocess.Popen([sys.executable, "-c", JOIN, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen([sys.executable, "-c", JOIN, str(tmp_path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "joined"
         assert mine.live() == 2
@@ -59,7 +61,7 @@ def test_a_training_takes_its_share_and_a_setting_overrides_it(no_thread_setting
     torch = no_thread_settings
     device.join_trainings()
     assert torch.get_num_threads() == 4  # alone: every usable core
-    (tmp_path / "trainings" / "1").write_text(repr(device.process_started(1)))  # pid 1 lives as long as we do
+    (tmp_path / "trainings" / "1").write_text(repr(started_at(1)))  # pid 1 lives as long as we do
     assert device.share_threads() == 2 and torch.get_num_threads() == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's (or Ray's) setting is kept
     assert device.share_threads() == 3

@@ -36,6 +36,12 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def record_heartbeat(self, trial_id: int) -> None:
         _touch(self.beats / str(trial_id))
 
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
+        changed = super().set_trial_state_values(trial_id, state, values)
+        if state.is_finished():  # its heartbeat file has served: no file per trial piles up
+            (self.beats / str(trial_id)).unlink(missing_ok=True)
+        return changed
+
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         now = self._now()
         stale = []
@@ -52,7 +58,10 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def _now(self) -> float:
         probe = self.beats / f"now-{os.getpid()}"
         _touch(probe)
-        return probe.stat().st_mtime
+        try:
+            return probe.stat().st_mtime
+        finally:
+            probe.unlink(missing_ok=True)
 
     def get_heartbeat_interval(self) -> int | None:
         return self._interval

@@ -162,11 +162,12 @@ class Study:
         """Trials that count towards the budget: finished, not interrupted."""
         return sum(r.counted for r in self.results())
 
-    def taken(self) -> int:
-        """Places of the budget taken: counted trials and running ones, read in one go. Counting
-        them in two reads let a trial that ended between the reads slip through both, and a
-        seventh trial start for a budget of six (a CI failure of the Ray test)."""
-        return sum(r.counted or r.state == "RUNNING" for r in self.results())
+    def places(self) -> tuple[int, int]:
+        """(counted trials, places of the budget taken: counted or running), from one read.
+        Counting them in two reads let a trial that ended between the reads slip through both,
+        and a seventh trial start for a budget of six (a CI failure of the Ray test)."""
+        results = self.results()
+        return sum(r.counted for r in results), sum(r.counted or r.state == "RUNNING" for r in results)
 
     def best(self) -> TrialResult | None:
         """The best COMPLETE trial that satisfies the constraints."""
@@ -253,9 +254,10 @@ class Study:
         with interrupt.shielded():
             while deadline is None or time.monotonic() < deadline:
                 with gate:
-                    if self.counted() >= budget:
+                    counted, taken = self.places()
+                    if counted >= budget:
                         return
-                    if self.taken() < budget:  # Optuna fails stale trials first, under the gate
+                    if taken < budget:  # Optuna fails stale trials first, under the gate
                         self._study.optimize(objective, n_trials=1, catch=(TrialFailed,),
                                              callbacks=[stop_if_asked], gc_after_trial=True)
                         continue

@@ -1,4 +1,4 @@
-"""Serving a trained ULMFiT classifier: ``Classifier`` for Python, ``orch predict ulmfit`` for the shell."""
+"""Serving a trained ULMFiT classifier: ``SentimentClassifier`` for Python, ``orch predict ulmfit`` for the shell."""
 
 from __future__ import annotations
 
