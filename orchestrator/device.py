@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from orchestrator.leases import started_at
+from orchestrator.warm import runtime_dir
 
 THREADS_ENV = "ORCH_THREADS"  # a fixed thread count, overriding the share
 CHOSEN_ENV = "ORCH_THREADS_CHOSEN"  # marks an OMP_NUM_THREADS that orch wrote, not the user
@@ -71,8 +71,7 @@ class Trainings:
     folder every orch process of this user shares, whatever its project."""
 
     def __init__(self, folder: Path | None = None):
-        base = os.environ.get("ORCH_RUNTIME_DIR") or Path(tempfile.gettempdir()) / f"orch-{os.getuid()}"
-        self.folder = folder or Path(base) / "trainings"
+        self.folder = folder or Path(runtime_dir()) / "trainings"
         self.mine = self.folder / f"{os.getpid()}"
 
     def join(self) -> None:

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from orchestrator.warm import holder_pid
+
 FOLDER = "leases"
 
 
@@ -26,8 +28,8 @@ class Lease:
     trial: int | None = None
     folder: str | None = None  # the run's scratch folder, removed once its process is found dead
     host: str = field(default_factory=socket.gethostname)
-    pid: int = field(default_factory=os.getpid)
-    started: float = field(default_factory=lambda: started_at(os.getpid()))
+    pid: int = field(default_factory=holder_pid)  # the orch command's process (a warm one's client)
+    started: float = field(default_factory=lambda: started_at(holder_pid()))
 
     def holder_alive(self) -> bool:
         return self.host != socket.gethostname() or started_at(self.pid) == self.started

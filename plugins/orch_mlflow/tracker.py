@@ -299,8 +299,22 @@ class MlflowTracker:
                 self.client.delete_run(mine)
         else:
             found = sweep.agree(PARENT_KEY, found)  # a study from before agreements records its parent
+            self._check_parent(sweep, found)
             self._send(found, "update_run", status="RUNNING")  # a resumed sweep
         sweep.tracking[KEY] = found
+
+    def _check_parent(self, sweep, run_id: str) -> None:
+        """A resumed study's parent run must be in this store (not a new or another store)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                return  # the store is away: the journal keeps the sweep's writes until it is back
+            raise UserError(f"study {sweep.study!r} in {masked(sweep.storage)} nests its trials under MLflow run "
+                            f"{run_id}, which {masked(self.tracking_uri)} does not have (a new or another "
+                            f"tracking store?): sweep under a new --study, or remove the study's storage") from None
 
     def _parent_by_tag(self, sweep) -> str | None:
         """The parent run of a study begun before parents were agreed through the study."""

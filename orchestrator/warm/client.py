@@ -1,0 +1,148 @@
+"""The warm client: the ``orch`` script's side (standard library only, so it starts fast)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+
+from orchestrator.warm import COLD, ENV, runtime_dir
+
+KEYED = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA_", "TORCH", "LD_", "MPL", "ORCH_WARM")
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wanted(args: list[str]) -> bool:
+    if os.environ.get(ENV, "1") == "0" or not hasattr(socket, "AF_UNIX") or not hasattr(os, "fork"):
+        return False
+    it = iter(args)
+    for arg in it:  # the group's options come before the command
+        if arg == "--tracking-uri":
+            next(it, None)
+        elif not arg.startswith("-"):
+            return arg not in COLD
+        elif arg in ("--version", "-h", "--help"):
+            return False
+    return False
+
+
+def _search_path() -> list[str]:
+    """sys.path without the working folder that ``python -m`` puts first."""
+    return [p for p in sys.path if p not in ("", os.getcwd())]
+
+
+def _key() -> str:
+    parts = [sys.executable, sys.version]
+    for name in sorted(os.listdir(HERE)):  # the warm code itself: an edited server is a new one
+        if name.endswith(".py"):
+            parts.append(f"{name}:{os.stat(os.path.join(HERE, name)).st_mtime_ns}")
+    for entry in _search_path():
+        try:
+            parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")  # changes when a package is installed
+        except OSError:
+            parts.append(entry)
+    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(KEYED))
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def socket_path() -> str | None:
+    folder = os.path.join(runtime_dir(), "warm")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if os.stat(folder).st_uid != os.getuid():  # someone else's folder: never run their server
+            return None
+    except OSError:
+        return None
+    path = os.path.join(folder, f"{_key()}.sock")
+    return path if len(path.encode()) < 100 else None  # AF_UNIX paths are short
+
+
+def relay(path: str) -> int | None:
+    """Run the command in the server's worker; its status (exit code, or -signal), or None when no
+    server answers."""
+    import array
+    import signal
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        return None
+    ignored = [name for name in FORWARDED if signal.getsignal(getattr(signal, name)) == signal.SIG_IGN]
+    request = {"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd(), "path": sys.path,
+               "pid": os.getpid(), "umask": _umask(), "ignored": ignored,
+               "encodings": [(getattr(s, "encoding", None), getattr(s, "errors", None))
+                             for s in (sys.stdin, sys.stdout, sys.stderr)]}
+    fds = [fd if _is_open(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)]
+    data = json.dumps(request).encode()
+    try:
+        conn.sendmsg([len(data).to_bytes(8, "big"), data],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    except OSError:
+        conn.close()
+        return None
+    before = {name: signal.getsignal(getattr(signal, name)) for name in FORWARDED if name not in ignored}
+    for name in before:  # a signal the caller ignores (nohup, a background job) stays ignored
+        signal.signal(getattr(signal, name), lambda signum, _frame: send(conn, f"{signum}\n"))
+    reply = b""
+    while reply.count(b"\n") < 2:  # "started", then the status
+        try:
+            chunk = conn.recv(64)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            if not reply:  # never started (a server exiting as we came): run cold
+                for name, handler in before.items():
+                    signal.signal(getattr(signal, name), handler)
+                return None
+            return -signal.SIGKILL  # the session died (the server was killed): as if killed
+        reply += chunk
+    return int(reply.split(b"\n")[1])
+
+
+def send(conn: socket.socket, text: str) -> None:
+    try:
+        conn.sendall(text.encode())
+    except OSError:
+        pass
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def exit_as(status: int) -> None:
+    import signal
+
+    sys.stdout.flush()
+    if status < 0:  # killed by a signal: end the same way, so the caller sees what the worker saw
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+    os._exit(status if status >= 0 else 128 - status)
+
+
+def start_server(path: str) -> None:
+    import subprocess
+
+    try:
+        subprocess.Popen([sys.executable, "-m", "orchestrator.warm.server", path], cwd="/", close_fds=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        pass
+
+

@@ -1,0 +1,166 @@
+"""Warm start: a command runs in a worker forked from a server that preloaded the heavy libraries,
+and looks to its caller exactly like a cold ``orch`` process (output, exit code, signals, kill -9)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from conftest import TOY_SITE
+from test_integration import StderrLines, client_for, runs_of
+
+from orchestrator import warm
+from orchestrator.warm import client
+
+pytestmark = pytest.mark.integration
+
+# the client, with a word on stderr when a server ran the command (None: it ran cold)
+CLIENT = ("import sys; from orchestrator.warm import client; sys.argv = ['orch', *sys.argv[1:]]; "
+          "code = client.relay(client.socket_path()); print(f'relayed {code}', file=sys.stderr); "
+          "sys.exit(0 if code is None else (code if code >= 0 else 128 - code))")
+
+
+@pytest.fixture
+def warm_env(project, tmp_path, monkeypatch):
+    """A runtime folder of this test's own (short: it holds a socket), a copy of the toy plugin
+    that the test may edit, and a server up for them; the server is stopped at the end."""
+    runtime = Path(tempfile.mkdtemp(prefix="ow", dir="/tmp"))
+    site = tmp_path / "site"
+    shutil.copytree(TOY_SITE, site)
+    env = {**os.environ, "ORCH_RUNTIME_DIR": str(runtime), "ORCH_WARM": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cold = subprocess.run([sys.executable, "-m", "orchestrator", "tasks"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)  # runs cold, starts the server
+    assert cold.returncode == 0, cold.stderr
+    sock = _wait_for_server(runtime / "warm")
+    yield env, site, runtime
+    for lock in (runtime / "warm").glob("*.lock"):
+        text = lock.read_text().strip()
+        if text.isdigit():
+            _kill(int(text))
+    shutil.rmtree(runtime, ignore_errors=True)
+    assert sock
+
+
+def _wait_for_server(folder: Path, timeout: float = 120.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in folder.glob("*.sock"):
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(path))  # accepted: the preload is done
+                    return path
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    raise AssertionError(f"no warm server listened in {folder} within {timeout:g} s")
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def relayed(*args: str, env, cwd, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CLIENT, *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=300, **kwargs)
+
+
+def test_a_command_runs_warm_with_the_callers_folder_streams_and_exit_code(warm_env, project):
+    env, _site, _ = warm_env
+    out = relayed("toy-hello", "warm", env=env, cwd=project)
+    assert out.returncode == 0 and "relayed 0" in out.stderr, out.stderr
+    assert out.stdout == "hello warm\n"  # written by the worker straight to the caller's stdout
+
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 2}}))
+    out = relayed("-q", "run", "toy", env=env, cwd=project)
+    assert "relayed 0" in out.stderr, out.stderr
+    assert (project / "mlflow.db").exists()  # the caller's folder, not the server's
+    assert [r.info.status for r in runs_of(client_for(project), "toy")] == ["FINISHED"]
+
+    bad = relayed("run", "nope", env=env, cwd=project)
+    cold = subprocess.run([sys.executable, "-m", "orchestrator", "run", "nope"], env={**env, "ORCH_WARM": "0"},
+                          cwd=project, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == cold.returncode == 2 and "relayed 2" in bad.stderr
+    assert bad.stderr.splitlines()[0] == cold.stderr.strip()  # the same one-line error
+
+
+def test_an_edited_plugin_is_imported_afresh_by_each_command(warm_env, project):
+    env, site, _ = warm_env
+    assert relayed("toy-hello", "a", env=env, cwd=project).stdout == "hello a\n"
+    module = site / "orch_toy.py"
+    module.write_text(module.read_text().replace('click.echo(f"hello {name}")', 'click.echo(f"hi {name}")'))
+    again = relayed("toy-hello", "a", env=env, cwd=project)
+    assert "relayed 0" in again.stderr and again.stdout == "hi a\n"
+
+
+def _toy_run_waiting(project: Path, env: dict, runtime: Path) -> tuple[subprocess.Popen, StderrLines, int]:
+    """A warm ``orch run toy`` held before its last epoch; the client, its lines, the worker's pid."""
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 3, "hold": str(project / "go")}}))
+    proc = subprocess.Popen([sys.executable, "-c", CLIENT, "run", "toy"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = StderrLines(proc)
+    lines.wait_for(lambda line: line.startswith("[toy.train] epoch 1 "))
+    trainings = [int(p.name) for p in (runtime / "trainings").glob("[0-9]*")]
+    assert len(trainings) == 1 and trainings[0] != proc.pid  # the worker trains, not the client
+    return proc, lines, trainings[0]
+
+
+def test_a_client_killed_with_sigkill_takes_its_worker_and_the_next_command_closes_the_run(warm_env, project):
+    env, _site, runtime = warm_env
+    proc, lines, worker = _toy_run_waiting(project, env, runtime)
+    proc.kill()
+    proc.wait(timeout=60)
+    lines.rest()
+    psutil.Process(worker).wait(timeout=30) if psutil.pid_exists(worker) else None
+    assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE
+    (project / "go").touch()
+    again = relayed("-q", "run", "toy", env=env, cwd=project)
+    assert again.returncode == 0, again.stderr
+    statuses = sorted(r.info.status for r in runs_of(client_for(project), "toy"))
+    assert statuses == ["FINISHED", "KILLED"], again.stderr  # the lease named the client: found lost
+
+
+def test_ctrl_c_on_the_client_stops_the_run_as_it_stops_a_cold_one(warm_env, project):
+    env, _site, runtime = warm_env
+    proc, lines, worker = _toy_run_waiting(project, env, runtime)
+    proc.send_signal(signal.SIGINT)  # forwarded to the worker's process group
+    proc.wait(timeout=120)
+    err = lines.rest()
+    assert proc.returncode == 130 and "relayed 130" in err, err
+    assert err.strip().splitlines()[-2] == "orch: interrupted", err
+    assert [r.info.status for r in runs_of(client_for(project), "toy")] == ["KILLED"]
+    assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize("args,wanted", [
+    (["run", "collab"], True), (["-q", "--tracking-uri", "sqlite:///x.db", "stage", "collab", "train"], True),
+    (["--tracking-uri", "run", "sweep", "collab"], False),  # "run" is the option's value
+    (["sweep", "collab"], False), (["worker", "collab"], False), (["doctor"], False),
+    (["--help"], False), ([], False)])
+def test_only_commands_that_start_no_orch_processes_run_warm(args, wanted, monkeypatch):
+    monkeypatch.delenv("ORCH_WARM", raising=False)
+    assert client.wanted(args) is wanted
+    monkeypatch.setenv("ORCH_WARM", "0")
+    assert client.wanted(args) is False
+
+
+def test_the_holder_pid_is_the_clients_only_in_the_worker_itself(monkeypatch):
+    monkeypatch.setenv(warm.CLIENT_PID_ENV, f"12345:{os.getpid()}")
+    assert warm.holder_pid() == 12345
+    monkeypatch.setenv(warm.CLIENT_PID_ENV, "12345:1")  # inherited by a process the command started
+    assert warm.holder_pid() == os.getpid()
