@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -189,8 +191,73 @@ def test_a_csv_with_its_own_columns_and_iso_dates_runs_end_to_end(tmp_path):
     comparison = pd.read_csv(tmp_path / "work" / "gbm" / "comparison.csv")
     assert set(comparison["features"]) == {"plain", "embeddings"} and (comparison["val_mape"] < 0.5).all()
 
+    # serving: the CSV's rows get its own columns back with the forecast the network gave them
+    served = subprocess.run([sys.executable, "-m", "orchestrator", "predict", "rossmann", "--file", str(csv)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert served.returncode == 2 and "run `dvc repro` or pass --run ID" in served.stderr  # no pipeline output here
+    from orch_rossmann.commands import Forecaster
+    from orch_rossmann.model import build
+    from orch_rossmann.train import predict, to_tensors
+    from orchestrator import load_model
+
+    forecast = Forecaster(tmp_path / "work" / "train", tmp_path / "work" / "prepare").predict(csv)
+    rows = pd.read_csv(csv)
+    assert list(forecast.columns) == [*rows.columns, "forecast"] and len(forecast) == len(rows)
+    days = pd.to_datetime(rows["day"])
+    with np.load(tmp_path / "work" / "prepare" / "val.npz") as z:
+        val = np.exp(predict(load_model(tmp_path / "work" / "train", "model", build),
+                             to_tensors({k: z[k] for k in z.files}, "cpu")))
+    np.testing.assert_allclose(forecast["forecast"][days > days.max() - pd.Timedelta(weeks=2)], val, rtol=1e-3)
+
     params["rossmann"]["csv"]["date"] = "shop"  # not a date column: one line naming file and column
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     bad = subprocess.run([sys.executable, "-m", "orchestrator", "run", "rossmann"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(f"orch: error: {csv}: column shop:")
+
+
+@pytest.mark.integration
+def test_orch_predict_rossmann_forecasts_new_rows_from_a_run_as_the_network_scored_them_in_training(project):
+    """Kaggle's test.csv rows, fed through ``orch predict rossmann --run``, get the features the
+    prepare stage gave them (joins, elapsed features over the kept history): the forecasts equal
+    the network's predictions on the test split, and closed stores sell nothing."""
+    import subprocess
+    import sys
+
+    import yaml
+    from test_integration import client_for, runs_of
+
+    from orch_rossmann.model import build
+    from orch_rossmann.train import predict, to_tensors
+    from orchestrator import load_model
+
+    params = {"rossmann": {"n_stores": 12, "epochs": 1, "layers": [16], "dropouts": [0.0], "bs": 256,
+                           "train_rows": 3000, "models": ["gbm"], "gbm": {"n_estimators": 5}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    run = subprocess.run([sys.executable, "-m", "orchestrator", "-q", "run", "rossmann", "--out", "work"], cwd=project,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    run_id = runs_of(client_for(project), "rossmann")[0].info.run_id
+    rows = project / "work" / "prepare" / "data" / "test.csv"
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "predict", "rossmann", "--file", str(rows), "--run", run_id,
+                          "--json"], cwd=project, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    forecast = pd.DataFrame(json.loads(out.stdout))
+    test = pd.read_csv(rows)
+    assert list(forecast["Id"]) == list(test["Id"])  # every row, in the file's order
+    assert (forecast.loc[test["Open"] == 0, "Sales"] == 0).all()
+
+    solution = pd.read_csv(project / "work" / "prepare" / "data" / "test_solution.csv")
+    scored = forecast.merge(test[["Id", "Open"]], on="Id").merge(solution, on="Id", suffixes=("", "_true"))
+    scored = scored[(scored["Open"] > 0) & (scored["Sales_true"] > 0)].sort_values(["Store", "Date"])
+    model = load_model(project / "work" / "train", "model", build)
+    with np.load(project / "work" / "prepare" / "test.npz") as z:
+        expected = np.exp(predict(model, to_tensors({k: z[k] for k in z.files}, "cpu")))
+    assert len(scored) == len(expected) > 0
+    np.testing.assert_allclose(scored["Sales"].to_numpy(), expected, rtol=1e-4, atol=0.1)
+
+    (project / "bad.csv").write_text("Store,Date\n1,2015-08-01\n")
+    bad = subprocess.run([sys.executable, "-m", "orchestrator", "predict", "rossmann", "--file", str(project / "bad.csv"),
+                          "--run", run_id], cwd=project, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        f"orch: error: {project / 'bad.csv'}: missing column(s) DayOfWeek, Open, Promo, StateHoliday, SchoolHoliday")

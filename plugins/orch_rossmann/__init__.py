@@ -15,6 +15,7 @@ HUMAN = HumanBaseline(
 
 def build_task() -> Task:
     from orch_rossmann import stages
+    from orch_rossmann.commands import predict_command
     from orch_rossmann.params import RossmannParams
 
     return Task(
@@ -42,11 +43,14 @@ def build_task() -> Task:
         ),
         artifacts=(
             Artifact("model.*", "model", "train", "the entity-embedding network: state_dict and config"),
+            Artifact("encoder.json", "data", "prepare", "codes and scaling fitted on train: serving needs them"),
+            Artifact("serving/*", "data", "prepare", "store and side tables, the last 60 days of history (Kaggle's files)"),
             Artifact("*.csv", "data", "embeddings", "<column>.csv: a row per category value with its vector"),
             Artifact("*.csv", "table", "gbm", "comparison.csv (GBM, RF, KNN on codes and embeddings), importance"),
             Artifact("*.png", "plot", "report", "state map, embeddings, GBM importance, loss curves"),
             Artifact("comparison.md", "report", "report", "plain codes against embeddings, per model"),
         ),
+        commands={"predict": predict_command},
         space={
             "lr": {"low": 3e-4, "high": 1e-2, "scale": "log"},
             "emb_drop": {"low": 0.0, "high": 0.3},

@@ -20,6 +20,9 @@ REQUIRED = {
 NUMERIC = {"Store", "DayOfWeek", "Sales", "Open", "Promo", "SchoolHoliday", "Id", "CompetitionDistance",
            "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear"}
 ELAPSED = ("Promo", "StateHoliday", "SchoolHoliday")
+ELAPSED_CAP = 60  # days: the elapsed features count at most this far back or ahead
+SIDE_TABLES = ("store", "store_states", "state_names", "weather", "googletrend")
+ROWS = [c for c in REQUIRED["test.csv"] if c != "Id"]  # what a row to forecast needs (Id optional)
 
 
 def read(folder: Path, name: str, required: list[str] | None = None) -> pd.DataFrame:
@@ -111,8 +114,9 @@ def _elapsed(out: pd.DataFrame) -> pd.DataFrame:
         groups = out["Store"]
         last = event_day.groupby(groups).ffill()
         nxt = event_day.groupby(groups).bfill()
-        out[f"After{name}"] = np.clip(np.nan_to_num(day - last, nan=60.0), 0, 60)
-        out[f"Before{name}"] = np.clip(np.nan_to_num(nxt - day, nan=60.0), 0, 60)
+        cap = float(ELAPSED_CAP)
+        out[f"After{name}"] = np.clip(np.nan_to_num(day - last, nan=cap), 0, cap)
+        out[f"Before{name}"] = np.clip(np.nan_to_num(nxt - day, nan=cap), 0, cap)
     return out
 
 
@@ -164,7 +168,9 @@ def load_frames(p, work: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]
         meta = synth.write(folder, synth.Spec(p.n_stores, p.data_seed, p.noise_sigma))
     else:
         folder, meta = Path(p.data), {}
-    train, test = features(load(folder))
+    tables = load(folder)
+    keep_for_serving(tables, work / "serving")
+    train, test = features(tables)
     solution = folder / "test_solution.csv"
     if solution.exists():  # the generator keeps the test answers Kaggle kept secret
         answers = pd.read_csv(solution)
@@ -188,3 +194,32 @@ def load_csv(path: Path, date: str, target: str, feature_columns: list[str]) -> 
     frame = frame.assign(**{date: dates})[values > 0].copy()
     frame["LogSales"] = np.log(values[values > 0])
     return frame.rename(columns={date: "Date", target: "Sales"})
+
+
+def keep_for_serving(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """What forecasting new rows takes besides the encoder: the store and side tables, and the
+    train rows of the last ``ELAPSED_CAP`` days (the history the elapsed features look back on)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SIDE_TABLES:
+        if name in tables:
+            tables[name].to_csv(folder / f"{name}.csv", index=False, date_format="%Y-%m-%d")
+    train = tables["train"]
+    recent = train[train["Date"] > train["Date"].max() - pd.Timedelta(days=ELAPSED_CAP)]
+    recent.to_csv(folder / "recent.csv", index=False, date_format="%Y-%m-%d")
+
+
+def rows_to_forecast(path: Path, serving: Path) -> pd.DataFrame:
+    """Rows in Kaggle's test.csv format with every feature, in the file's order: joined with the
+    kept tables, elapsed features counted over the kept history and the rows themselves."""
+    rows = read(path.parent, path.name, ROWS)
+    if "Id" not in rows.columns:
+        rows.insert(0, "Id", np.arange(1, len(rows) + 1))
+    tables = {name: read(serving, f"{name}.csv") for name in SIDE_TABLES if (serving / f"{name}.csv").exists()}
+    unknown = sorted(set(rows["Store"]) - set(tables["store"]["Store"]))
+    if unknown:
+        raise UserError(f"{path}: Store {int(unknown[0])} is not among the stores the model was trained on "
+                        f"({len(unknown)} unknown store id(s))")
+    tables["train"] = read(serving, "recent.csv", REQUIRED["train.csv"])
+    tables["test"] = rows.assign(_row=np.arange(len(rows)))
+    _, test = features(tables)
+    return test.sort_values("_row").drop(columns="_row").reset_index(drop=True)
