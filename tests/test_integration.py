@@ -417,6 +417,14 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran(dvc("repro", SMOKE, cwd=root, env=env)) == ["collab_train", "collab_report", "collab_sweep"]
 
+    # an experiment, DVC's own way: `dvc exp run -S` reruns the same stages and records the value
+    exp = dvc("exp", "run", SMOKE, "-S", "pipelines/smoke/params.yaml:collab.n_factors=4", cwd=root, env=env)
+    assert ran(exp) == ["collab_train", "collab_report", "collab_sweep"], exp
+    shown = json.loads(dvc("exp", "show", "--json", cwd=root, env=env))
+    assert '"n_factors": 4' in json.dumps(shown), shown
+    params = yaml.safe_load(params_file.read_text())
+    assert params["collab"]["n_factors"] == 4
+
     # what else a change invalidates, from the declarations (DVC reruns what follows a stage whose
     # outputs change, as collab's reports above): `dvc status`, without paying for the reruns
     params["rossmann"]["gbm"]["learning_rate"] = 0.1  # a GBM param: not the network
@@ -442,7 +450,7 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
         logged = {k for s in stages for k in json.loads((out / name / s.name / "metrics.json").read_text())}
         assert logged and not {k for k in logged if not reg.task.logs(k)}, name
     dvc_runs = [r for r in runs_of(client, "collab") if r.data.tags.get("orch.mode") == "dvc"]
-    assert len(dvc_runs) == 2 and {r.info.status for r in dvc_runs} == {"FINISHED"}
+    assert len(dvc_runs) == 3 and {r.info.status for r in dvc_runs} == {"FINISHED"}  # first, wd, the experiment
     assert all("report/report.md" in {a.path for a in client.list_artifacts(r.info.run_id, "report")}
                for r in dvc_runs)
 
