@@ -8,6 +8,8 @@ This module is the whole public API: a plugin imports everything it needs from `
 Marking hooks
     ``hookimpl``            marks a hook implementation (``@hookimpl def orch_register_tasks()``)
     ``NAME``                "orch": the marker's, the PluginManager's and the entry-point group's name
+    ``API_VERSION``         this contract's version; a plugin module may set ``ORCH_API = ">=1,<2"``
+                            (a PEP 440 specifier) and is skipped by a host outside that range
 
 Declaring a task (returned by ``orch_register_tasks``)
     ``Task``                name, params model, metric, human baseline, stages, artifacts, space
@@ -50,7 +52,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from orchestrator.hookspecs import NAME, hookimpl
+from orchestrator.hookspecs import API_VERSION, NAME, hookimpl
 
 __version__ = "0.1.0"
 
@@ -68,7 +70,7 @@ _EXPORTS = {
     "Project": "runner",
 }
 
-__all__ = ["NAME", "hookimpl", "__version__", *_EXPORTS]
+__all__ = ["API_VERSION", "NAME", "hookimpl", "__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,12 @@ import pluggy
 NAME = "orch"
 """One name for the hook marker, the PluginManager and the entry-point group."""
 
+API_VERSION = 1
+"""The version of this contract. It goes up when a hook or a record changes in a way an existing
+plugin could notice. A plugin module may declare the versions it supports as a PEP 440 specifier,
+``ORCH_API = ">=1,<2"``; a plugin outside its range is skipped and ``orch plugins`` says why.
+Each hook's docstring ends with the version that added it."""
+
 hookspec = pluggy.HookspecMarker(NAME)
 hookimpl = pluggy.HookimplMarker(NAME)
 
@@ -34,6 +40,8 @@ def orch_configure(config: OrchConfig) -> None:
     Called once per PluginManager (in every sweep worker process too), before any other hook,
     with the project root and the options that concern plugins (``tracking_uri``: None means each
     tracker's default). Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -45,6 +53,8 @@ def orch_register_tasks() -> list[Task]:
     Called once per PluginManager when the host first needs the task registry. Receives nothing;
     returns a list of ``Task``. Results of all plugins are collected; two tasks with the same name
     are an error that names both plugins.
+
+    Since API 1.
     """
 
 
@@ -56,6 +66,8 @@ def orch_register_commands(cli: Any) -> None:
     its commands for ``--help``). Receives a click group; a plugin calls ``cli.add_command(cmd)``
     (the MLflow tracker adds ``orch ui``). A name that is built in or already taken is ignored.
     Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -69,6 +81,8 @@ def orch_run_start(run: RunInfo) -> None:
     Called before the first stage runs. Receives the RunInfo; a tracker opens its run and records
     its id in ``run.tracking[<tracker name>]``. When ``run.resume`` holds an id of this tracker, the
     run continues that earlier run instead. Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -78,6 +92,8 @@ def orch_run_end(run: RunInfo, metrics: Mapping[str, float]) -> None:
 
     Called after its last stage. Receives the RunInfo and the final metrics of all stages
     (``val_rmse``, ``train_error``...); a tracker logs them and closes its run. Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -88,6 +104,8 @@ def orch_run_error(run: RunInfo, error: BaseException) -> None:
     Called before the error is re-raised, for any exception including KeyboardInterrupt and the
     sweep's ``Pruned``. A tracker marks its run failed (or killed, for Pruned and Ctrl-C) with the
     reason, so that no run is left RUNNING. Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -98,6 +116,8 @@ def orch_run_lost(task: str, name: str, tracking: Mapping[str, str], reason: str
     Called by a later ``orch`` command on the same machine, or by the sweep whose worker died.
     Receives the task, the run's name, the ``run.tracking`` ids its trackers recorded, and the
     reason; a tracker closes that run as killed if it is still open. Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -109,6 +129,8 @@ def orch_doctor(root: Path) -> list[Finding]:
     repairs what is safe to repair, returning one ``Finding`` per check: ``Finding("ok", ...)``,
     ``Finding("fixed", ...)`` for a repair made, ``Finding("problem", ..., hint)`` for one left.
     Returns a list (empty: nothing to say).
+
+    Since API 1.
     """
 
 
@@ -120,6 +142,8 @@ def orch_epoch_end(run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> No
     that epoch's metrics (``train_loss``, ``val_loss``, ``val_rmse``...). Trackers log them; the
     sweep's pruner reports the objective to Optuna here and raises ``Pruned`` to stop the trial.
     Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -129,6 +153,8 @@ def orch_artifact(run: RunInfo, path: Path, kind: str) -> None:
 
     Receives the RunInfo, the file's path and its kind (model, plot, table, text, image, report,
     data). Trackers copy or upload it. Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -138,6 +164,8 @@ def orch_report_built(run: RunInfo, report: BiasVarianceReport, files: list[Path
 
     Receives the RunInfo, the report (errors, gaps, diagnosis, next steps) and the files written
     (Markdown, HTML, chart). Trackers log its figures and files. Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -148,6 +176,8 @@ def orch_fetch_run(run_id: str) -> FetchedRun | None:
     Receives the run id. A tracker that knows it returns a ``FetchedRun`` (task, params, metrics,
     tags, and ``download(kind)`` that brings the run's artifacts of one kind into a local folder);
     the first non-None answer wins. Returns None when the run is not its own.
+
+    Since API 1.
     """
 
 
@@ -163,6 +193,8 @@ def orch_sweep_start(sweep: SweepInfo) -> None:
     machines all call it, maybe at the same moment: ``sweep.agreed(key)`` finds the parent again,
     ``sweep.agree(key, run_id)`` after creating one says which run won. Returns
     nothing.
+
+    Since API 1.
     """
 
 
@@ -174,6 +206,8 @@ def orch_sweep_end(sweep: SweepInfo, best: TrialResult | None, files: list[Path]
     Receives the SweepInfo, the best feasible trial (a COMPLETE TrialResult, or None when none
     completed) and the files written (best params YAML, trial table). A tracker logs them on the
     parent run and closes it. Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -184,6 +218,8 @@ def orch_trial_start(sweep: SweepInfo, trial: int, params: Mapping[str, Any]) ->
     Receives the SweepInfo, the Optuna trial number and the sampled params (real values: a
     reverse_log param appears as beta, not 1 - beta). Called before the trial's run starts.
     Returns nothing.
+
+    Since API 1.
     """
 
 
@@ -194,4 +230,6 @@ def orch_trial_end(sweep: SweepInfo, result: TrialResult, run: RunInfo | None) -
     Receives the SweepInfo, the trial's TrialResult (state COMPLETE, PRUNED, FAIL with its reason,
     or INTERRUPTED; the objective ``value`` when COMPLETE) and the trial's RunInfo (None if it
     failed before its run started). Returns nothing.
+
+    Since API 1.
     """

@@ -115,3 +115,76 @@ def test_unknown_task_lists_the_known_ones(pm, toy_site):
     pm.register(orch_toy, name="toy")
     with pytest.raises(UserError, match=r"unknown task 'nope' \(available: toy\)"):
         get_task(pm, "nope")
+
+
+def plugin_site(folder, name: str, source: str):
+    """A folder holding one installed plugin module ``orch_<name>`` (a dist-info and its entry point)."""
+    info = folder / f"orch_{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: orch-{name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[orch]\n{name} = orch_{name}\n")
+    (folder / f"orch_{name}.py").write_text(source)
+    return folder
+
+
+def test_a_plugin_for_another_api_version_is_skipped_and_named_with_both(tmp_path, monkeypatch):
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+    add_site(monkeypatch, plugin_site(tmp_path, "future", 'ORCH_API = ">=2"\n'))
+    pm = get_plugin_manager()
+    assert pm.statuses["future"].status == "skipped: supports orch API >=2, this orch has API 1"
+    assert pm.get_plugin("future") is None and "collab" in load_tasks(pm)
+
+
+def test_a_misspelled_hook_is_named_with_the_hook_it_resembles(tmp_path, monkeypatch):
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+    source = 'from orchestrator import hookimpl\nORCH_API = ">=1,<2"\n\n@hookimpl\ndef orch_regster_tasks():\n    return []\n'
+    add_site(monkeypatch, plugin_site(tmp_path, "typo", source))
+    pm = get_plugin_manager()
+    assert pm.statuses["typo"].status == "error: unknown hook 'orch_regster_tasks' (did you mean orch_register_tasks?)"
+
+
+TRACKER = '''
+from pathlib import Path
+from orchestrator import hookimpl
+
+LOG = Path(__file__).with_name("events.txt")
+
+@hookimpl
+def orch_run_start(run):
+    LOG.write_text(LOG.read_text() + "start\\n" if LOG.exists() else "start\\n")
+
+@hookimpl
+def orch_epoch_end(run, epoch, metrics):
+    raise RuntimeError("the tracker's server broke")
+
+@hookimpl
+def orch_run_error(run, error):
+    LOG.write_text(LOG.read_text() + f"closed: {error}\\n")
+
+@hookimpl
+def orch_run_end(run, metrics):
+    LOG.write_text(LOG.read_text() + "end\\n")
+'''
+
+
+@pytest.mark.integration
+def test_a_tracker_that_raises_is_detached_and_the_run_goes_on_with_the_others(project, toy_site, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import yaml
+    from test_integration import client_for, runs_of
+
+    site = plugin_site(tmp_path / "site", "flaky", TRACKER)
+    add_site(monkeypatch, site)
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 3}}))
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "run", "toy"], cwd=project, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    failed = [line for line in out.stderr.splitlines() if line.startswith("orch: plugin")]
+    assert failed == ["orch: plugin 'flaky' failed in orch_epoch_end: RuntimeError: the tracker's server broke; "
+                      "it is detached for the rest of this command (the run goes on without it)"]
+    assert "[toy.train] epoch 3 " in out.stderr  # training went on
+    assert (site / "events.txt").read_text() == "start\nclosed: the tracker's server broke\n"  # closed once, no end
+    runs = runs_of(client_for(project), "toy")
+    assert [r.info.status for r in runs] == ["FINISHED"] and "val_rmse" in runs[0].data.metrics  # MLflow went on
