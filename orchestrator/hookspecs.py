@@ -152,7 +152,8 @@ def orch_artifact(run: RunInfo, path: Path, kind: str) -> None:
     """A stage produced a file worth keeping (model weights, plot, table, text sample...).
 
     Receives the RunInfo, the file's path and its kind (model, plot, table, text, image, report,
-    data). Trackers copy or upload it. Returns nothing.
+    data). Trackers copy or upload it during the call: the file may be deleted when the run ends
+    (``orch run`` works in a temporary folder). Returns nothing.
 
     Since API 1.
     """

@@ -275,6 +275,10 @@ def run_dvc_stage(
     base = project.outputs(task.name)
     dirs = {s.name: base / s.name for s in task.stages}
     index = [s.name for s in task.stages].index(stage_name)
+    missing = [name for name in stage.inputs if not dirs[name].is_dir()]  # a stage that failed leaves none
+    if missing:
+        raise UserError(f"stage {stage_name!r} of {task.name} reads the output of {missing[0]!r}, which is not "
+                        f"there ({dirs[missing[0]]}): run `orch stage {task.name} {missing[0]}` first, or `dvc repro`")
     first = tracked_index(reg)
     run = None
     if index >= first:

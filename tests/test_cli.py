@@ -181,3 +181,27 @@ def test_plugins_add_commands_through_orch_register_commands(project, toy_site):
     assert "--port" in orch("ui", "--help", cwd=project).stdout
     unknown = orch("no-such-command", cwd=project)
     assert unknown.returncode == 2 and "No such command" in unknown.stderr
+
+
+def test_what_a_plugin_author_meets_first(project, toy_site):
+    """A stage before its inputs: one line naming the stage to run first, no run opened; `orch
+    report` right after `orch run` reports that run; `orch tasks -v` shows the space `orch sweep`
+    uses (params.yaml's over the task's)."""
+    import yaml
+
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 2}}))
+    early = one_line_error(orch("stage", "toy", "train", cwd=project), 2)
+    assert early == (f"orch: error: stage 'train' of toy reads the output of 'prepare', which is not there "
+                     f"({project / 'outputs' / 'toy' / 'prepare'}): run `orch stage toy prepare` first, or `dvc repro`")
+    assert not (project / "mlflow.db").exists()  # no run was opened, so none is left FAILED
+
+    assert "run `orch run toy` or `dvc repro`" in one_line_error(orch("report", "toy", cwd=project), 2)
+    orch("-q", "run", "toy", cwd=project, check=0)
+    report = orch("report", "toy", cwd=project, check=0)
+    assert report.stdout.startswith("# Bias/variance report: toy") and "the last `orch run toy`" in report.stderr
+
+    assert "search space (the task's default): lr {'low': 0.001, 'high': 0.5" in orch("tasks", "-v", "toy", cwd=project).stdout
+    params = {"toy": {"epochs": 2, "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2}}}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    shown = orch("tasks", "-v", "toy", cwd=project).stdout
+    assert f"search space ({project / 'params.yaml'}): lr {{'low': 0.01, 'high': 0.2," in shown

@@ -46,14 +46,35 @@ def tasks(verbose: bool, pattern: str | None) -> None:
         click.echo("  params:")
         for key, field in task.params_model.model_fields.items():
             click.echo(f"    {key} = {field.default!r}  {field.description or ''}")
-        if task.space:
-            click.echo("  search space: " + ", ".join(f"{k} {dict(v)}" for k, v in task.space.items()))
+        space, source = _sweep_space(reg)
+        if space:
+            click.echo(f"  search space ({source}): " + ", ".join(f"{k} {v}" for k, v in space.items()))
         if task.metrics:
             click.echo("  other metrics: " + ", ".join(task.metrics))
         for art in task.artifacts:
             click.echo(f"  artifact {art.name} ({art.kind}): {art.description}")
         if task.commands:
             click.echo("  commands: " + ", ".join(f"orch {c} {name}" for c in task.commands))
+
+
+def _sweep_space(reg) -> tuple[dict, str]:
+    """The space ``orch sweep`` would use here: params.yaml's ``<task>.sweep.space``, else the task's."""
+    from orchestrator.params import load_task_params, validate
+    from orchestrator.runner import Project
+    from orchestrator.space import SweepConfig
+
+    default = {k: dict(v) for k, v in reg.task.space.items()}
+    project = Project.find()
+    if project.params_file is None:
+        return default, "the task's default"
+    try:
+        _, sweep = load_task_params(reg.task, project.params_file, [])
+        config = validate(SweepConfig, sweep, f"{reg.task.name}.sweep", str(project.params_file))
+    except UserError as exc:
+        return default, f"the task's default; {exc}"
+    if config.space:
+        return {k: v.model_dump(exclude_none=True) for k, v in config.space.items()}, str(project.params_file)
+    return default, "the task's default"
 
 
 @main.command("dvc")
@@ -127,11 +148,19 @@ def _run_metrics(pm, project, reg, run_id: str | None) -> dict:
 
     if run_id:
         return fetch_run(pm, reg.task.name, run_id).metrics
+    from orchestrator.cli import last_run
+
     base = project.outputs(reg.task.name)
     names = [s.name for s in reg.task.stages]
+    files = [base / name / "metrics.json" for name in names if (base / name / "metrics.json").exists()]
+    pipeline = max((f.stat().st_mtime for f in files), default=None)
+    last = last_run.recall(project.scratch, reg.task.name)
+    if last is not None and (pipeline is None or last[1] > pipeline):  # the newer of the two
+        click.echo(f"orch: the last `orch run {reg.task.name}`: {last[0]['name']} (--run ID for another)", err=True)
+        return last[0]["metrics"]
     metrics = read_metrics({name: base / name for name in names}, names)
     if not metrics:
-        raise UserError(f"{base}: no metrics yet; run `dvc repro` or pass --run ID")
+        raise UserError(f"{base}: no metrics yet; run `orch run {reg.task.name}` or `dvc repro`, or pass --run ID")
     return metrics
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from orchestrator.cli import last_run
 from orchestrator.cli.common import check_environment, handled, params_option, set_option, setup, task_and_params
 from orchestrator.cli.group import main
 from orchestrator.errors import RunFailed, UserError
@@ -37,6 +38,7 @@ def run(ctx, task: str, params_file, overrides, out_dir, restart) -> None:
     workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"orch-{task}-", dir=_scratch(project)))
     try:
         info, metrics = run_task(pm, reg, params, project, workdir, quiet=ctx.obj["quiet"], restart=restart)
+        last_run.remember(project.scratch, info, metrics)
         _summary(info, metrics, reg.task, workdir)
     except (UserError, RunFailed, KeyboardInterrupt):
         raise
