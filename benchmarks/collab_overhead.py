@@ -8,7 +8,9 @@ Writes benchmarks/results/collab_overhead.json and prints a table. Two ratios ma
   training loop   the train stage's fit() time under `orch run` (hooks + per-epoch MLflow logging)
                   over the same fit() with a no-op callback;
   whole command   wall time of `orch run collab` over the bare script doing the same work in a fresh
-                  process (includes MLflow start-up, the SQLite store, the prepare and report stages).
+                  process (includes MLflow start-up, the SQLite store, the prepare and report stages),
+                  warm (the usual case: a warm-start server is up) and cold (ORCH_WARM=0), also in
+                  seconds: the fixed cost of the command.
 """
 
 from __future__ import annotations
@@ -80,14 +82,15 @@ def bare(mode: str, epochs: int, workdir: Path) -> dict:
     return result
 
 
-def orch_run(epochs: int, workdir: Path) -> dict:
+def orch_run(epochs: int, workdir: Path, warm: bool) -> dict:
     from mlflow.tracking import MlflowClient
 
-    project = workdir / "project"
+    project = workdir / ("project" if warm else "project-cold")
     project.mkdir(exist_ok=True)
+    env = {**os.environ, "ORCH_WARM": "1" if warm else "0"}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "orchestrator", "-q", "run", "collab", "--set", f"epochs={epochs}"],
-                   cwd=project, capture_output=True, text=True, check=True)
+                   cwd=project, capture_output=True, text=True, check=True, env=env)
     wall = time.perf_counter() - start
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp = client.get_experiment_by_name("collab")
@@ -96,18 +99,35 @@ def orch_run(epochs: int, workdir: Path) -> dict:
             "val_rmse": run.data.metrics["val_rmse"], "run_id": run.info.run_id}
 
 
+def warm_up(workdir: Path) -> None:
+    """Start the warm-start server the warm runs use, and wait until it answers."""
+    from orchestrator.warm import client
+
+    subprocess.run([sys.executable, "-m", "orchestrator", "tasks"], cwd=workdir, capture_output=True, check=True)
+    env_client = [sys.executable, "-c", "import sys; from orchestrator.warm import client; "
+                  "sys.exit(0 if client.relay(client.socket_path()) is not None else 1)", "tasks"]
+    deadline = time.monotonic() + 120
+    while subprocess.run(env_client, cwd=workdir, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            sys.exit("the warm-start server did not come up within 120 s")
+        time.sleep(0.5)
+    assert client  # imported to fail early when orch lacks warm starts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    rows: dict[str, list[dict]] = {"loop": [], "fit": [], "orch": []}
+    rows: dict[str, list[dict]] = {"loop": [], "fit": [], "orch": [], "orch_cold": []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for _ in range(args.repeats):  # interleaved, so drifts in machine load hit all three alike
+        warm_up(work)
+        for _ in range(args.repeats):  # interleaved, so drifts in machine load hit all alike
             rows["loop"].append(bare("loop", args.epochs, work))
             rows["fit"].append(bare("fit", args.epochs, work))
-            rows["orch"].append(orch_run(args.epochs, work))
+            rows["orch"].append(orch_run(args.epochs, work, warm=True))
+            rows["orch_cold"].append(orch_run(args.epochs, work, warm=False))
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("train_seconds", "wall_seconds", "val_rmse")}
            for k, v in rows.items()}
     result = {
@@ -118,17 +138,26 @@ def main() -> None:
         "training_loop_overhead": med["orch"]["train_seconds"] / med["fit"]["train_seconds"] - 1,
         "fit_vs_handwritten_loop": med["fit"]["train_seconds"] / med["loop"]["train_seconds"] - 1,
         "whole_command_overhead": med["orch"]["wall_seconds"] / med["fit"]["wall_seconds"] - 1,
+        "whole_command_overhead_cold": med["orch_cold"]["wall_seconds"] / med["fit"]["wall_seconds"] - 1,
+        "fixed_cost_seconds": med["orch"]["wall_seconds"] - med["orch"]["train_seconds"]
+        - (med["fit"]["wall_seconds"] - med["fit"]["train_seconds"]),
+        "fixed_cost_seconds_cold": med["orch_cold"]["wall_seconds"] - med["orch_cold"]["train_seconds"]
+        - (med["fit"]["wall_seconds"] - med["fit"]["train_seconds"]),
     }
     out = HERE / "results" / "collab_overhead.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'variant':<28}{'train s':>10}{'wall s':>10}{'val_rmse':>10}")
-    for name, label in (("loop", "hand-written loop"), ("fit", "plugin fit(), no host"), ("orch", "orch run + MLflow")):
+    for name, label in (("loop", "hand-written loop"), ("fit", "plugin fit(), no host"), ("orch", "orch run + MLflow"),
+                        ("orch_cold", "orch run, cold start")):
         m = med[name]
         print(f"{label:<28}{m['train_seconds']:>10.2f}{m['wall_seconds']:>10.2f}{m['val_rmse']:>10.4f}")
     print(f"training-loop overhead of orch + MLflow: {result['training_loop_overhead']:+.1%}")
     print(f"fit() against the hand-written loop:     {result['fit_vs_handwritten_loop']:+.1%}")
-    print(f"whole-command overhead (fixed start-up): {result['whole_command_overhead']:+.1%}")
+    print(f"whole-command overhead (fixed start-up): {result['whole_command_overhead']:+.1%} warm, "
+          f"{result['whole_command_overhead_cold']:+.1%} cold")
+    print(f"fixed cost of orch run over the script:  {result['fixed_cost_seconds']:.2f} s warm, "
+          f"{result['fixed_cost_seconds_cold']:.2f} s cold (wall minus training, each)")
     print(f"wrote {out}")
     assert np.isfinite(result["training_loop_overhead"])
 

@@ -188,3 +188,51 @@ def test_a_tracker_that_raises_is_detached_and_the_run_goes_on_with_the_others(p
     assert (site / "events.txt").read_text() == "start\nclosed: the tracker's server broke\n"  # closed once, no end
     runs = runs_of(client_for(project), "toy")
     assert [r.info.status for r in runs] == ["FINISHED"] and "val_rmse" in runs[0].data.metrics  # MLflow went on
+
+
+LAX_TASK = '''
+from pydantic import BaseModel
+from orchestrator import Artifact, HumanBaseline, Stage, Task, hookimpl
+
+class LaxParams(BaseModel):  # not orchestrator.Params: unknown keys slip through
+    seed: int = 0
+    k: int = 3
+
+def fit(ctx):
+    (ctx.out_dir / "weights.txt").write_text(str(ctx.params.k))
+    return {"train_error": 0.2, "train_dev_error": 0.25, "val_error": 0.3}
+
+@hookimpl
+def orch_register_tasks():
+    return [Task(name="lax", description="a task with loose ends", params_model=LaxParams, metric="error",
+                 human=HumanBaseline(0.1, "made up"), stages=(Stage("fit", fit, ("k",), tracked=True),),
+                 artifacts=(Artifact("weights.txt", "model", "fit"), Artifact("curve.png", "plot", "fit")))]
+'''
+
+
+@pytest.mark.integration
+def test_plugins_check_names_every_problem_in_one_line_and_fails(project, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    site = plugin_site(tmp_path / "site", "lax", LAX_TASK)
+    plugin_site(site, "typo", 'from orchestrator import hookimpl\n\n@hookimpl\ndef orch_regster_tasks():\n    return []\n')
+    add_site(monkeypatch, site)
+    (project / "smoke.yaml").write_text("lax:\n  k: 5\n")
+
+    def check(*args):
+        return subprocess.run([sys.executable, "-m", "orchestrator", "plugins", "--check", *args], cwd=project,
+                              capture_output=True, text=True, timeout=300)
+
+    out = check("--smoke", str(project / "smoke.yaml"))
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.splitlines() == [
+        "problem: plugin 'typo': unknown hook 'orch_regster_tasks' (did you mean orch_register_tasks?)",
+        "warning: plugin 'lax', task 'lax': LaxParams accepts unknown keys (extra=None): derive it from orchestrator.Params",
+        f"problem: plugin 'lax', task 'lax', artifact 'curve.png': declared for stage 'fit' but its run on "
+        f"{project / 'smoke.yaml'} wrote no such file",
+        "9 plugin(s) checked: 2 problem(s), 1 warning(s)"]
+    assert not (project / "mlflow.db").exists()  # the check's run went to a throwaway store
+
+    monkeypatch.setenv(DISABLE_ENV, "typo")
+    assert check().returncode == 0  # a warning alone does not fail

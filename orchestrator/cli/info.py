@@ -12,14 +12,31 @@ from orchestrator.errors import UserError
 
 
 @main.command()
+@click.option("--check", is_flag=True, help="check every plugin against the contract: one line per problem, "
+                                           "exit 1 when there is any.")
+@click.option("--smoke", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="PARAMS",
+              help="with --check: also run each task once on these tiny params and check its declared artifacts.")
 @handled
-def plugins() -> None:
+def plugins(check: bool, smoke: Path | None) -> None:
     """List installed plugins: name, distribution, version, status or load error."""
     from orchestrator.manager import get_plugin_manager
     from orchestrator.registry import load_tasks
 
     pm = get_plugin_manager()
     load_tasks(pm)  # a plugin whose task hook raises shows up as an error too
+    if smoke and not check:
+        raise UserError("--smoke goes with --check")
+    if check:
+        from orchestrator.plugin_check import check as check_plugins
+
+        problems = check_plugins(pm, smoke.resolve() if smoke else None)
+        for problem in problems:
+            click.echo(problem.line())
+        errors = sum(not p.warning for p in problems)
+        click.echo(f"{len(pm.statuses)} plugin(s) checked: {errors} problem(s), {len(problems) - errors} warning(s)")
+        if errors:
+            raise SystemExit(EXIT_FAILED)
+        return
     rows = [(s.name, s.dist, s.version, s.status) for s in pm.statuses.values()]
     table(("plugin", "distribution", "version", "status"), rows)
 

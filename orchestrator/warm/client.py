@@ -40,10 +40,12 @@ def _key() -> str:
         if name.endswith(".py"):
             parts.append(f"{name}:{os.stat(os.path.join(HERE, name)).st_mtime_ns}")
     for entry in _search_path():
-        try:
-            parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")  # changes when a package is installed
-        except OSError:
-            parts.append(entry)
+        parts.append(entry)
+        if os.path.basename(entry) in ("site-packages", "dist-packages"):  # where the preloaded libraries
+            try:                                                      # live: its time changes when a
+                parts.append(str(os.stat(entry).st_mtime_ns))          # package is installed or removed
+            except OSError:
+                pass
     parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(KEYED))
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
 
