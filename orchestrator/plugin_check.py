@@ -4,8 +4,8 @@ Without running anything: a plugin that did not load (a misspelled hook, argumen
 lacks, an import error, an API version outside its range), a task that breaks the stage contract
 (a param its model lacks, an input that is no earlier stage), and, as a warning, a params model
 that accepts unknown keys (a typo in params.yaml would pass unseen). With ``smoke`` (a params
-file of tiny settings), each task is also run once in a throwaway folder, and every artifact it
-declares must match a file of its stage.
+file of tiny settings), each task with a section there is also run once in a throwaway folder,
+and every artifact it declares must match a file of its stage.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ class Problem:
 
 
 def check(pm: OrchPluginManager, smoke: Path | None = None) -> list[Problem]:
-    tasks = load_tasks(pm)  # a task hook that raises or returns a broken task turns into an error status
+    """The problems found; with ``smoke``, the tasks that have a section in it are also run."""
+    from orchestrator.params import read_yaml
+
+    tasks = load_tasks(pm)
+    sections = set(read_yaml(smoke)) if smoke is not None else set()  # a task hook that raises or returns a broken task turns into an error status
     problems = [Problem(s.name, "", s.status.removeprefix("error: "))
                 for s in pm.statuses.values() if s.status.startswith(("error", "skipped"))]
     for name, reg in tasks.items():
@@ -40,7 +44,7 @@ def check(pm: OrchPluginManager, smoke: Path | None = None) -> list[Problem]:
         if extra != "forbid":
             problems.append(Problem(reg.plugin, f"task {name!r}", f"{reg.task.params_model.__name__} accepts unknown "
                                     f"keys (extra={extra!r}): derive it from orchestrator.Params", warning=True))
-        if smoke is not None:
+        if name in sections:  # a task without tiny settings there would train on its defaults
             problems += _unproduced_artifacts(pm, reg, smoke)
     return problems
 

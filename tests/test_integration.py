@@ -402,6 +402,12 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     for path in ("style_mixing.png", "truncation.png", "report.md", "evaluation.md"):
         assert (out / "stylegan" / "report" / path).exists(), path
     assert len(list((smoke / ".orch" / "checkpoints" / "stylegan").glob("train-*.pt"))) == 1
+    from orchestrator.manager import get_plugin_manager
+    from orchestrator.registry import load_tasks
+
+    for name, reg in load_tasks(get_plugin_manager()).items():  # what `orch plugins --check --smoke` checks
+        unwritten = [a.name for a in reg.task.artifacts if not any((out / name / a.stage).glob(a.name))]
+        assert not unwritten, (name, unwritten)
     ablation = __import__("pandas").read_csv(out / "ulmfit" / "report" / "ablation.csv")
     assert ablation["variant"].tolist() == ["scratch", "pretrained", "no_unfreezing", "ulmfit"]
 
@@ -441,8 +447,6 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
     assert stale(root, env) == []
 
     client = client_for(smoke)
-    from orchestrator.manager import get_plugin_manager
-    from orchestrator.registry import load_tasks
     from orchestrator.runner import tracked_index
 
     for name, reg in load_tasks(get_plugin_manager()).items():  # Task.metrics declares the run's metrics
