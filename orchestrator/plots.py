@@ -9,13 +9,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+HOUSE_STYLE = {"axes.spines.top": False, "axes.spines.right": False}  # every figure of every task
+
+
 def pyplot() -> Any:
-    """matplotlib.pyplot on the headless Agg backend (imported lazily: matplotlib is slow to load)."""
+    """matplotlib.pyplot on the headless Agg backend, in the house style (imported lazily:
+    matplotlib is slow to load)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update(HOUSE_STYLE)
     return plt
 
 
@@ -42,5 +47,4 @@ def loss_curves(history: "pd.DataFrame", path: Path, title: str, columns: list[s
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path, dpi=110)

@@ -191,7 +191,6 @@ def plot(r: BiasVarianceReport, path: Path) -> Path:
     ax2.axhline(0, color="black", linewidth=0.8)
     ax2.set_title(f"gaps: {r.diagnosis}")
     for ax in (ax1, ax2):
-        ax.spines[["top", "right"]].set_visible(False)
         lo, hi = ax.get_ylim()
         ax.set_ylim(min(lo, 0), hi * 1.12 if hi > 0 else hi)
     fig.suptitle(f"{r.task}: bias/variance against human level ({r.human_error:.3f})")

@@ -24,5 +24,4 @@ def comparison(table: pd.DataFrame, refs: dict[str, float], path: Path) -> Path:
     ax.set_title("character models: validation bits per character")
     ax.set_xlim(0, max(max(refs.values()), table["val_bpc"].max()) * 1.12)
     ax.legend(loc="lower right", fontsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path, dpi=110)

@@ -23,7 +23,6 @@ def scatter(scores: np.ndarray, titles: list[str], items: np.ndarray, path: Path
     ax.set_xlabel("component 1")
     ax.set_ylabel("component 2")
     ax.set_title(f"PCA of the film embeddings: the {n} most-rated films")
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path)
 
 

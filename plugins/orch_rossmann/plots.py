@@ -37,8 +37,6 @@ def state_map(frame: pd.DataFrame, path: Path) -> Path:
     ax2.set_title("the same states on the map (longitude, latitude)")
     ax2.set_xlabel("longitude")
     ax2.set_ylabel("latitude")
-    for ax in (ax1, ax2):
-        ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path)
 
 
@@ -54,7 +52,6 @@ def ordinal_embedding(frame: pd.DataFrame, column: str, path: Path) -> Path:
     for (x, y), label in zip(xy, frame[column]):
         ax.annotate(str(label), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=11)
     ax.set_title(f"{column} embeddings (PCA), in order")
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path)
 
 
@@ -65,5 +62,4 @@ def importance(frame: pd.DataFrame, path: Path, top: int = 20) -> Path:
     ax.barh(frame["feature"], frame["gain"] / frame["gain"].sum(), color="#2ca02c")
     ax.set_xlabel("share of total gain")
     ax.set_title("GBM on plain features: feature importance")
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path)

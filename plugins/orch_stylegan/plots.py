@@ -31,5 +31,4 @@ def training_curves(history: pd.DataFrame, metrics: dict, path: Path) -> Path:
     ax_fid.legend(fontsize=8)
     for ax in (ax_loss, ax_fid):
         ax.grid(alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path, dpi=110)

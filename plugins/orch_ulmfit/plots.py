@@ -24,7 +24,6 @@ def ablation(table: pd.DataFrame, majority: float, path: Path) -> Path:
     ax.set_title("ULMFiT ablation: what each stage is worth")
     ax.legend(loc="lower right", fontsize=8)
     ax.invert_yaxis()
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path, dpi=110)
 
 
@@ -44,7 +43,6 @@ def classifier_curves(classify: pd.DataFrame, ablation: pd.DataFrame | None, var
     ax.set_title("Classifiers: validation error per epoch")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path, dpi=110)
 
 
@@ -61,5 +59,4 @@ def lm_curves(histories: dict[str, pd.DataFrame], path: Path) -> Path:
     ax.set_title("Language models")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path, dpi=110)
