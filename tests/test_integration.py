@@ -459,28 +459,27 @@ def test_dvc_repro_runs_caches_and_reruns_only_what_changed(dvc_project):
                for r in dvc_runs)
 
 
-def test_orch_run_charrnn_then_generate_from_the_run(project):
+def test_charrnn_meets_the_contract_then_generates_from_its_run(check_task, orch_sandbox):
     text = "".join(f"KING.\nWhat say you, lord {i}? Speak, and be brief.\n\n" for i in range(400))
-    (project / "play.txt").write_text(text)
-    out = orch("run", "charrnn", "--set", "data=play.txt", "--set", "compare=[char3, lstm]", "--set", "epochs=2",
-               "--set", "n_hidden=32", "--set", "bs=8", "--set", "block=1000", "--set", "sample_chars=40", cwd=project)
-    assert out.returncode == 0, out.stderr
-    client = client_for(project)
-    [run] = runs_of(client, "charrnn")
+    (orch_sandbox.root / "play.txt").write_text(text)
+    result = check_task("charrnn", data="play.txt", compare=["char3", "lstm"], epochs=2, n_hidden=32, bs=8,
+                        block=1000, sample_chars=40)
+    client, run = orch_sandbox.client, result.mlflow_run
     m = run.data.metrics
     assert run.info.status == "FINISHED" and {"val_bpc", "train_bpc", "train_dev_bpc", "char3.val_bpc"} <= set(m)
     assert m["val_bpc"] < m["ref_unigram_bpc"]
     assert [x.step for x in client.get_metric_history(run.info.run_id, "char3.val_bpc")][:2] == [0, 1]
     samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
     assert {"samples/epoch_01.txt", "samples/epoch_02.txt", "samples/samples.md"} <= samples
-    gen = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "KING.", "--chars", "60", "--seed", "3",
-               cwd=project)
+
+    def generate(*args):
+        return orch_sandbox.orch("generate", "charrnn", "--run", run.info.run_id, *args, check=False)
+
+    gen = generate("--prompt", "KING.", "--chars", "60", "--seed", "3")
     assert gen.returncode == 0, gen.stderr
     assert gen.stdout.startswith("KING.") and len(gen.stdout.rstrip("\n")) == 65
-    again = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "KING.", "--chars", "60", "--seed", "3",
-                 cwd=project)
-    assert again.stdout == gen.stdout
-    bad = orch("generate", "charrnn", "--run", run.info.run_id, "--prompt", "QUEEN", cwd=project)
+    assert generate("--prompt", "KING.", "--chars", "60", "--seed", "3").stdout == gen.stdout
+    bad = generate("--prompt", "QUEEN")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orch: error: --prompt: characters not in the model's vocabulary: 'EQU'"]
 
@@ -502,27 +501,28 @@ def ulmfit_tiny(root: Path) -> dict:
                 classifier=dict(train_docs=None, lr=2e-2, final_epochs=1, bs=16, max_len=30, wd=0.01, drop_mult=0.5))
 
 
-def test_orch_run_ulmfit_then_predict_labels_new_texts_from_the_run(project):
-    params = {**ulmfit_tiny(project), "ablation": []}
-    (project / "params.yaml").write_text(yaml.safe_dump({"ulmfit": params}))
-    out = orch("run", "ulmfit", cwd=project)
-    assert out.returncode == 0, out.stderr
-    [run] = runs_of(client_for(project), "ulmfit")
-    models = {a.path for a in client_for(project).list_artifacts(run.info.run_id, "model")}
+def test_ulmfit_meets_the_contract_then_labels_new_texts_from_its_run(check_task, orch_sandbox):
+    project = orch_sandbox.root
+    result = check_task("ulmfit", **ulmfit_tiny(project), ablation=[])
+    run_id = result.mlflow_run.info.run_id
+    models = {a.path for a in orch_sandbox.client.list_artifacts(run_id, "model")}
     assert {"model/classifier.pt", "model/classifier.json", "model/classifier.vocab.txt"} <= models
+
+    def predict(*args):
+        return orch_sandbox.orch("predict", "ulmfit", "--run", run_id, *args, check=False)
+
     texts = ["Love this dress, so soft", "Awful, it ripped and the fabric is cheap"]
-    pred = orch("predict", "ulmfit", "--run", run.info.run_id, "--json", *texts, cwd=project)
+    pred = predict("--json", *texts)
     assert pred.returncode == 0, pred.stderr
     rows = json.loads(pred.stdout)
     assert [r["text"] for r in rows] == texts  # in the order given, though batched by length
     assert all(r["label"] in ("no", "yes") and abs(r["p_no"] + r["p_yes"] - 1) < 1e-3 for r in rows)
     # the same texts from a file (a title, a tab, the review), one per line
     (project / "texts.txt").write_text("".join(f"Nice\t{t}\n" for t in texts))
-    again = orch("predict", "ulmfit", "--run", run.info.run_id, "--file", "texts.txt", "--json", cwd=project)
-    assert [r["label"] for r in json.loads(again.stdout)] == [r["label"] for r in json.loads(
-        orch("predict", "ulmfit", "--run", run.info.run_id, "--json", *(f"Nice\t{t}" for t in texts),
-             cwd=project).stdout)]
-    bad = orch("predict", "ulmfit", "--run", run.info.run_id, "a\tb\tc", cwd=project)
+    again = predict("--file", "texts.txt", "--json")
+    assert [r["label"] for r in json.loads(again.stdout)] == [
+        r["label"] for r in json.loads(predict("--json", *(f"Nice\t{t}" for t in texts)).stdout)]
+    bad = predict("a\tb\tc")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orch: error: predict ulmfit: 3 tab-separated fields in 'a\\tb\\tc'; "
                                                "the model was trained on 2"]
@@ -532,45 +532,38 @@ STYLEGAN_TINY = dict(max_images=400, resolution=16, eval_images=100, feature_epo
                      mapping_depth=2, fmap_base=128, fmap_max=8, epochs=2, bs=16)
 
 
-def test_orch_run_stylegan_resumes_from_its_checkpoint_and_generates(project):
-    args = [a for k, v in STYLEGAN_TINY.items() for a in ("--set", f"{k}={v}")]
-    out = orch("run", "stylegan", *args, "--out", "work", cwd=project)
-    assert out.returncode == 0, out.stderr
-    assert "diagnosis:" in out.stdout
-    client = client_for(project)
-    [run] = runs_of(client, "stylegan")
+def test_stylegan_meets_the_contract_resumes_from_its_checkpoint_and_generates(check_task, run_task, orch_sandbox):
+    result = check_task("stylegan", **STYLEGAN_TINY)
+    client, run = orch_sandbox.client, result.mlflow_run
     m = run.data.metrics
-    assert run.info.status == "FINISHED"
     assert {"train_fid", "train_dev_fid", "val_fid", "val_kid", "untrained_val_fid", "floor_fid"} <= set(m)
     assert [x.step for x in client.get_metric_history(run.info.run_id, "train_dev_fid")][:2] == [0, 1]
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/style_mixing.png", "plots/truncation.png", "plots/noise.png", "plots/interpolation.png"} <= plots
     assert {"images/epoch_001.png", "images/epoch_002.png"} <= {a.path for a in client.list_artifacts(run.info.run_id, "images")}
 
-    # a longer run with the same params continues from the 2-epoch checkpoint instead of starting over,
-    # without --out too: the checkpoint's place comes from the task, its params and its inputs
-    more = orch("run", "stylegan", *args, "--set", "epochs=3", cwd=project)
-    assert more.returncode == 0, more.stderr
-    assert "resuming from" in more.stderr and "(2 epoch(s) done)" in more.stderr
-    [resumed] = [r for r in runs_of(client, "stylegan") if r.info.run_id != run.info.run_id]
-    assert resumed.data.metrics["resumed_from_epoch"] == 2
+    # a longer run with the same params continues from the 2-epoch checkpoint instead of starting over:
+    # the checkpoint's place comes from the task, its params and its inputs, not the run's folder
+    resumed = run_task("stylegan", **STYLEGAN_TINY | {"epochs": 3})
+    assert resumed.metrics["resumed_from_epoch"] == 2
     # the host reports the epochs done before the kill again: the new run shows the whole curve
-    assert [x.step for x in client.get_metric_history(resumed.info.run_id, "d_loss")] == [0, 1, 2]
-    other = orch("run", "stylegan", *args, "--set", "lr_g=0.001", "--out", "work", cwd=project)
-    assert other.returncode == 0 and "resuming from" not in other.stderr  # other params: a fresh start
+    assert [x.step for x in client.get_metric_history(resumed.run.tracking["mlflow"], "d_loss")] == [0, 1, 2]
+    other = run_task("stylegan", **STYLEGAN_TINY | {"lr_g": 0.001})
+    assert other.metrics["resumed_from_epoch"] == 0  # other params: a fresh start
 
-    png = project / "gen.png"
-    gen = orch("generate", "stylegan", "--run", run.info.run_id, "--seeds", "1-4", "--psi", "0.7", "--mix-seed", "9",
-               "--out", str(png), cwd=project)
+    png = orch_sandbox.root / "gen.png"
+
+    def generate(*args):
+        return orch_sandbox.orch("generate", "stylegan", "--run", run.info.run_id, *args, check=False)
+
+    gen = generate("--seeds", "1-4", "--psi", "0.7", "--mix-seed", "9", "--out", str(png))
     assert gen.returncode == 0, gen.stderr
     first = png.read_bytes()
-    orch("generate", "stylegan", "--run", run.info.run_id, "--seeds", "1-4", "--psi", "0.7", "--mix-seed", "9",
-         "--out", str(png), cwd=project)
+    generate("--seeds", "1-4", "--psi", "0.7", "--mix-seed", "9", "--out", str(png))
     assert png.read_bytes() == first
-    bad = orch("generate", "stylegan", "--run", run.info.run_id, "--psi", "1.5", cwd=project)
+    bad = generate("--psi", "1.5")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orch: error: --psi: must be in [-1, 1], got 1.5"]
-
 
 
 def test_a_worker_joins_a_running_study_and_both_nest_under_one_parent(project, toy_site):

@@ -229,9 +229,11 @@ def test_plugins_check_names_every_problem_in_one_line_and_fails(project, tmp_pa
     assert out.stdout.splitlines() == [
         "problem: plugin 'typo': unknown hook 'orch_regster_tasks' (did you mean orch_register_tasks?)",
         "warning: plugin 'lax', task 'lax': LaxParams accepts unknown keys (extra=None): derive it from orchestrator.Params",
+        f"problem: plugin 'lax', task 'lax': its run on {project / 'smoke.yaml'} built no bias/variance report "
+        "(call ctx.bias_variance_report() in a stage after training)",
         f"problem: plugin 'lax', task 'lax', artifact 'curve.png': declared for stage 'fit' but its run on "
         f"{project / 'smoke.yaml'} wrote no such file",
-        "8 plugin(s) checked: 2 problem(s), 1 warning(s)"]  # the six built-ins, lax and typo
+        "8 plugin(s) checked: 3 problem(s), 1 warning(s)"]  # the six built-ins, lax and typo
     assert not (project / "mlflow.db").exists()  # the check's run went to a throwaway store
 
     monkeypatch.setenv(DISABLE_ENV, "typo")

@@ -217,47 +217,36 @@ def test_a_csv_with_its_own_columns_and_iso_dates_runs_end_to_end(tmp_path):
 
 
 @pytest.mark.integration
-def test_orch_predict_rossmann_forecasts_new_rows_from_a_run_as_the_network_scored_them_in_training(project):
+def test_rossmann_meets_the_contract_and_orch_predict_forecasts_new_rows_as_the_network_scored_them(check_task,
+                                                                                                    orch_sandbox):
     """Kaggle's test.csv rows, fed through ``orch predict rossmann --run``, get the features the
     prepare stage gave them (joins, elapsed features over the kept history): the forecasts equal
     the network's predictions on the test split, and closed stores sell nothing."""
-    import subprocess
-    import sys
-
-    import yaml
-    from test_integration import client_for, runs_of
-
     from orch_rossmann.model import build
     from orch_rossmann.train import predict, to_tensors
     from orchestrator import load_model
 
-    params = {"rossmann": {"n_stores": 12, "epochs": 1, "layers": [16], "dropouts": [0.0], "bs": 256,
-                           "train_rows": 3000, "models": ["gbm"], "gbm": {"n_estimators": 5}}}
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    run = subprocess.run([sys.executable, "-m", "orchestrator", "-q", "run", "rossmann", "--out", "work"], cwd=project,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    run_id = runs_of(client_for(project), "rossmann")[0].info.run_id
-    rows = project / "work" / "prepare" / "data" / "test.csv"
-    out = subprocess.run([sys.executable, "-m", "orchestrator", "predict", "rossmann", "--file", str(rows), "--run", run_id,
-                          "--json"], cwd=project, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
+    result = check_task("rossmann", n_stores=12, epochs=1, layers=[16], dropouts=[0.0], bs=256, train_rows=3000,
+                        models=["gbm"], gbm={"n_estimators": 5})
+    run_id, work = result.mlflow_run.info.run_id, result.outputs
+    rows = work / "prepare" / "data" / "test.csv"
+    out = orch_sandbox.orch("predict", "rossmann", "--file", str(rows), "--run", run_id, "--json")
     forecast = pd.DataFrame(json.loads(out.stdout))
     test = pd.read_csv(rows)
     assert list(forecast["Id"]) == list(test["Id"])  # every row, in the file's order
     assert (forecast.loc[test["Open"] == 0, "Sales"] == 0).all()
 
-    solution = pd.read_csv(project / "work" / "prepare" / "data" / "test_solution.csv")
+    solution = pd.read_csv(work / "prepare" / "data" / "test_solution.csv")
     scored = forecast.merge(test[["Id", "Open"]], on="Id").merge(solution, on="Id", suffixes=("", "_true"))
     scored = scored[(scored["Open"] > 0) & (scored["Sales_true"] > 0)].sort_values(["Store", "Date"])
-    model = load_model(project / "work" / "train", "model", build)
-    with np.load(project / "work" / "prepare" / "test.npz") as z:
+    model = load_model(work / "train", "model", build)
+    with np.load(work / "prepare" / "test.npz") as z:
         expected = np.exp(predict(model, to_tensors({k: z[k] for k in z.files}, "cpu")))
     assert len(scored) == len(expected) > 0
     np.testing.assert_allclose(scored["Sales"].to_numpy(), expected, rtol=1e-4, atol=0.1)
 
-    (project / "bad.csv").write_text("Store,Date\n1,2015-08-01\n")
-    bad = subprocess.run([sys.executable, "-m", "orchestrator", "predict", "rossmann", "--file", str(project / "bad.csv"),
-                          "--run", run_id], cwd=project, capture_output=True, text=True, timeout=300)
+    bad_csv = orch_sandbox.root / "bad.csv"
+    bad_csv.write_text("Store,Date\n1,2015-08-01\n")
+    bad = orch_sandbox.orch("predict", "rossmann", "--file", str(bad_csv), "--run", run_id, check=False)
     assert bad.returncode == 2 and bad.stderr.strip() == (
-        f"orch: error: {project / 'bad.csv'}: missing column(s) DayOfWeek, Open, Promo, StateHoliday, SchoolHoliday")
+        f"orch: error: {bad_csv}: missing column(s) DayOfWeek, Open, Promo, StateHoliday, SchoolHoliday")
