@@ -1,9 +1,10 @@
 """Builds the PluginManager: loads every plugin of the ``orch`` entry-point group, built-ins
 included, so that one broken plugin is reported by name and the others keep working.
 
-A plugin whose lifecycle hook raises (a tracker whose server broke, a bug) is reported in one
-line and detached for the rest of the command; training and the other plugins go on, and the run
-it had opened is closed through its own ``orch_run_error``.
+A plugin whose hook raises (a tracker whose server broke, a bug) is reported in one line and
+detached for the rest of the command; training and the other plugins go on, and every run and
+sweep it had opened is closed through its own ``orch_run_error`` / ``orch_sweep_end``. (A task
+plugin whose ``orch_register_tasks`` raises, or returns a broken task, is reported by the registry.)
 
 Environment:
   ORCH_DISABLE_PLUGINS  comma-separated entry-point names not to load (``*`` blocks all).
@@ -28,9 +29,13 @@ DISABLE_ENV = "ORCH_DISABLE_PLUGINS"
 TRACE_ENV = "ORCH_TRACE_PLUGINS"
 PREFIX = f"{NAME}_"
 API_ATTRIBUTE = "ORCH_API"  # a plugin module's supported contract versions: ">=1,<2"
-LIFECYCLE = ("orch_configure", "orch_run_start", "orch_epoch_end", "orch_artifact", "orch_report_built",
-             "orch_run_end", "orch_run_error", "orch_run_lost", "orch_sweep_start", "orch_trial_start",
-             "orch_trial_end", "orch_sweep_end")
+GUARDED = ("orch_configure", "orch_register_commands", "orch_run_start", "orch_epoch_end", "orch_artifact",
+           "orch_report_built", "orch_run_end", "orch_run_error", "orch_run_lost", "orch_sweep_start",
+           "orch_trial_start", "orch_trial_end", "orch_sweep_end", "orch_doctor", "orch_fetch_run")
+# what a plugin opens, by the argument that carries it: the hook that opens it, those that close it
+# (the last one closes it when the plugin is detached)
+OPENS = {"run": ("orch_run_start", ("orch_run_end", "orch_run_error")),
+         "sweep": ("orch_sweep_start", ("orch_sweep_end",))}
 PASSED_ON = (UserError, RunFailed, Pruned)  # orch's own signals: a user's mistake, a failed run, a pruned trial
 
 
@@ -52,8 +57,9 @@ class OrchPluginManager(pluggy.PluginManager):
         super().__init__(NAME)
         self.statuses: dict[str, PluginStatus] = {}
         self.task_cache: tuple[tuple, dict] | None = None  # see registry.load_tasks
-        self.detached: dict[str, str] = {}  # plugin -> why its lifecycle hooks are no longer called
+        self.detached: dict[str, str] = {}  # plugin -> why its hooks are no longer called
         self.unguarded: dict[tuple[str, str], Any] = {}  # (plugin, hook) -> its own function
+        self.opened: dict[str, list[tuple[str, Any]]] = {}  # plugin -> (argument, RunInfo/SweepInfo) still open
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -80,6 +86,10 @@ class OrchPluginManager(pluggy.PluginManager):
                 unsupported = _unsupported_api(plugin)
                 if unsupported:
                     status.status = f"skipped: {unsupported}"
+                    continue
+                wrong = _wrong_arguments(plugin)
+                if wrong:
+                    status.status = f"error: {wrong}"
                     continue
                 self.register(plugin, name=ep.name)
             except Exception as exc:  # any import or validation failure: skip, report by name
@@ -112,21 +122,39 @@ class OrchPluginManager(pluggy.PluginManager):
                 parts.append(f"unknown hook {impl.name!r}" + (f" (did you mean {close[0]}?)" if close else ""))
         return "; ".join(parts)
 
+    def add_plugin(self, plugin: Any, name: str) -> None:
+        """Register a plugin that no entry point names (the pytest kit's ``Sandbox(plugins=...)``),
+        isolated as an installed one is."""
+        self.register(plugin, name=name)
+        self.statuses[name] = PluginStatus(name, "?", "?", "loaded")
+        _isolate(self, only=name)
+
     def detach(self, plugin: str, hook: str, exc: BaseException, kwargs: dict[str, Any]) -> None:
-        """Stop calling ``plugin``'s lifecycle hooks, say so, and let it close what it opened."""
+        """Stop calling ``plugin``'s hooks, say so, and let it close what it opened (what it was
+        opening when it failed too: half-open)."""
         self.detached[plugin] = f"{hook}: {type(exc).__name__}: {_one_line(exc)}"
         print(f"orch: plugin {plugin!r} failed in {self.detached[plugin]}; it is detached for the rest of "
               f"this command (the run goes on without it)", file=sys.stderr)
-        closer = {"run": "orch_run_error", "sweep": "orch_sweep_end"}
-        for arg, name in closer.items():
-            if arg in kwargs and hook not in ("orch_run_error", "orch_run_end", "orch_sweep_end"):
-                function = self.unguarded.get((plugin, name))
-                if function is not None:
-                    extra = {"error": exc} if arg == "run" else {"best": None, "files": []}
-                    try:
-                        function(**{arg: kwargs[arg], **extra})
-                    except Exception:  # noqa: S110  (it already failed once: closing is a courtesy)
-                        pass
+        opened = self.opened.pop(plugin, [])
+        opened += [(arg, kwargs[arg]) for arg, (opener, _) in OPENS.items() if hook == opener]
+        for arg, info in reversed(opened):  # the runs first, then their sweep
+            closer = OPENS[arg][1][-1]
+            function = self.unguarded.get((plugin, closer))
+            if function is None or hook == closer:  # the closer itself failed: not again
+                continue
+            extra = {"error": exc} if arg == "run" else {"best": None, "files": []}
+            try:
+                function(**{arg: info, **extra})
+            except Exception:  # noqa: S110  (it already failed once: closing is a courtesy)
+                pass
+
+    def _opened_or_closed(self, plugin: str, hook: str, kwargs: dict[str, Any]) -> None:
+        """Keep count of the runs and sweeps ``plugin`` has open (see ``detach``)."""
+        for arg, (opener, closers) in OPENS.items():
+            if hook == opener:
+                self.opened.setdefault(plugin, []).append((arg, kwargs[arg]))
+            elif hook in closers and plugin in self.opened:
+                self.opened[plugin] = [(a, i) for a, i in self.opened[plugin] if i is not kwargs[arg]]
 
     def plugin_meta(self, plugin_name: str) -> tuple[str, str]:
         """(distribution, version) that provides a registered plugin."""
@@ -154,11 +182,34 @@ def _unsupported_api(plugin: Any) -> str | None:
     return f"supports orch API {declared}, this orch has API {API_VERSION}"
 
 
-def _isolate_lifecycle(pm: OrchPluginManager) -> None:
-    """Each installed plugin's lifecycle hooks, guarded: one that raises is detached, not fatal."""
-    for hook in LIFECYCLE:
+def _wrong_arguments(plugin: Any) -> str | None:
+    """``hook orch_run_start(run, extra): extra is not an argument of orch_run_start(run)``, or None.
+    (pluggy refuses such a hook too, in three lines.) An implementation may take fewer arguments."""
+    import inspect
+
+    for name in dir(plugin):
+        spec = getattr(hookspecs, name, None) if name.startswith(PREFIX) else None
+        function = getattr(plugin, name, None)
+        if spec is None or getattr(function, f"{NAME}_impl", None) is None:  # not marked with hookimpl
+            continue
+        try:
+            given = [p for p in inspect.signature(function).parameters if p != "self"]
+        except (TypeError, ValueError):
+            continue
+        allowed = list(inspect.signature(spec).parameters)
+        extra = [p for p in given if p not in allowed]
+        if extra:
+            return (f"hook {name}({', '.join(given)}): {', '.join(extra)} "
+                    f"{'is not an argument' if len(extra) == 1 else 'are not arguments'} of {name}({', '.join(allowed)})")
+    return None
+
+
+def _isolate(pm: OrchPluginManager, only: str | None = None) -> None:
+    """Each installed plugin's hooks (or ``only`` that one's), guarded: one that raises is
+    detached, not fatal."""
+    for hook in GUARDED:
         for impl in getattr(pm.hook, hook).get_hookimpls():
-            if impl.plugin_name in pm.statuses:  # installed through the entry point, not the host's own
+            if impl.plugin_name in pm.statuses and only in (None, impl.plugin_name):  # not the host's own
                 impl.function = _guarded(pm, impl, hook)
 
 
@@ -169,12 +220,14 @@ def _guarded(pm: OrchPluginManager, impl: Any, hook: str) -> Any:
         if plugin in pm.detached:
             return None
         try:
-            return function(*args)
+            result = function(*args)
         except PASSED_ON:
             raise
         except Exception as exc:
             pm.detach(plugin, hook, exc, dict(zip(argnames, args)))
             return None
+        pm._opened_or_closed(plugin, hook, dict(zip(argnames, args)))
+        return result
 
     pm.unguarded[(plugin, hook)] = function
     return guarded
@@ -187,7 +240,7 @@ def get_plugin_manager(*, load_entrypoints: bool = True, trace: bool | None = No
     if load_entrypoints:
         pm.load_entrypoints()
     pm.check_pending_plugins()
-    _isolate_lifecycle(pm)
+    _isolate(pm)
     _shield_hooks(pm)
     if trace if trace is not None else os.environ.get(TRACE_ENV, "0") not in ("", "0"):
         _trace(pm)

@@ -4,6 +4,7 @@ against the stage contract (a task that breaks it is reported as its plugin's er
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from orchestrator.errors import UserError
 from orchestrator.manager import OrchPluginManager, PluginStatus
@@ -55,6 +56,9 @@ def task_problem(task: object) -> str | None:
         return f"orch_register_tasks returned {type(task).__name__}, not Task"
     if not isinstance(task.name, str) or not task.name.isidentifier():
         return f"task name {task.name!r} must be an identifier"
+    wrong = _wrong_types(task)
+    if wrong:
+        return f"task {task.name!r}: {wrong}"
     seen: list[str] = []
     for stage in task.stages:
         where = f"task {task.name!r}, stage {stage.name!r}"
@@ -70,6 +74,51 @@ def task_problem(task: object) -> str | None:
     for art in task.artifacts:
         if art.stage not in seen:
             return f"task {task.name!r}: artifact {art.name!r} names no stage ({art.stage!r})"
+    return None
+
+
+def _wrong_types(task: Task) -> str | None:
+    """The first field of ``task`` (or of its stages and artifacts) of the wrong type, in words."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from orchestrator.task import ArtifactKind, Artifact, HumanBaseline, Stage
+
+    def strings(value: object) -> bool:
+        return isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+
+    stages_ok = isinstance(task.stages, (tuple, list)) and task.stages and all(isinstance(s, Stage) for s in task.stages)
+    artifacts_ok = isinstance(task.artifacts, (tuple, list)) and all(isinstance(a, Artifact) for a in task.artifacts)
+    checks = [
+        ("description", isinstance(task.description, str), "a string"),
+        ("params_model", isinstance(task.params_model, type) and issubclass(task.params_model, BaseModel),
+         "a pydantic model class (orchestrator.Params)"),
+        ("metric", isinstance(task.metric, str) and task.metric.isidentifier(), "an identifier (rmse, error)"),
+        ("human", isinstance(task.human, HumanBaseline), "a HumanBaseline"),
+        ("stages", stages_ok, "a non-empty tuple of Stage"),
+        ("artifacts", artifacts_ok, "a tuple of Artifact"),
+        ("space", isinstance(task.space, Mapping) and all(isinstance(v, Mapping) for v in task.space.values()),
+         "a mapping of param -> {low, high, scale...}"),
+        ("constraints", isinstance(task.constraints, Mapping), "a mapping of metric -> {min, max}"),
+        ("metrics", strings(task.metrics), "a tuple of metric names"),
+        ("commands", isinstance(task.commands, Mapping) and all(callable(c) for c in task.commands.values()),
+         "a mapping of verb -> click command"),
+    ]
+    for stage in task.stages if stages_ok else ():
+        where = f"stage {stage.name!r}"
+        checks += [(f"{where} name", isinstance(stage.name, str) and stage.name.isidentifier(), "an identifier"),
+                   (f"{where} fn", callable(stage.fn), "a function of a StageContext"),
+                   (f"{where} params", strings(stage.params), "a tuple of param keys"),
+                   (f"{where} inputs", strings(stage.inputs), "a tuple of stage names"),
+                   (f"{where} tracked", isinstance(stage.tracked, bool), "True or False")]
+    for art in task.artifacts if artifacts_ok else ():
+        checks.append((f"artifact {art.name!r} kind", art.kind in get_args(ArtifactKind),
+                       f"one of {', '.join(get_args(ArtifactKind))}"))
+    for name, ok, expected in checks:
+        if not ok:
+            shown = f" (got {getattr(task, name)!r:.60})" if " " not in name else ""
+            return f"{name} must be {expected}{shown}"
     return None
 
 

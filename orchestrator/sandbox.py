@@ -137,7 +137,7 @@ class Sandbox:
 
         pm = get_plugin_manager()
         for name, plugin in self.plugins.items():
-            pm.register(plugin, name=name)
+            pm.add_plugin(plugin, name)  # isolated as an installed plugin is
         for plugin in extra:
             pm.register(plugin)
         pm.hook.orch_configure(config=OrchConfig(self.root, self.tracking_uri))
