@@ -189,8 +189,10 @@ def _wrong_arguments(plugin: Any) -> str | None:
 
     for name in dir(plugin):
         spec = getattr(hookspecs, name, None) if name.startswith(PREFIX) else None
+        if spec is None:  # not a hook (and never read: a property would run)
+            continue
         function = getattr(plugin, name, None)
-        if spec is None or getattr(function, f"{NAME}_impl", None) is None:  # not marked with hookimpl
+        if getattr(function, f"{NAME}_impl", None) is None:  # not marked with hookimpl
             continue
         try:
             given = [p for p in inspect.signature(function).parameters if p != "self"]
