@@ -118,13 +118,14 @@ class Sandbox:
     # -- params -----------------------------------------------------------------------------------
 
     def write_params(self, task: str, **params: Any) -> Path:
-        """Set ``task``'s section of the sandbox's params.yaml (its ``sweep`` key included)."""
+        """Set these keys of ``task``'s section of the sandbox's params.yaml (its ``sweep`` key
+        included); the keys set before stay, as ``--set`` would leave them."""
         import yaml
 
         from orchestrator.params import read_yaml
 
         raw = read_yaml(self.params_file) if self.params_file.exists() else {}
-        raw[task] = params
+        raw[task] = {**(raw.get(task) or {}), **params}
         self.params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
         return self.params_file
 

@@ -16,6 +16,9 @@ SQLite store, Optuna storage, and a DVC repository on request) as the test's wor
         sweep = orch_sandbox.sweep("mytask", trials=3, epochs=1)
         assert sweep.states() == ["COMPLETE"] * 3
 
+    def test_my_tracker_sees_a_run(orch_sandbox, demo_task):
+        orch_sandbox.run(demo_task, epochs=2)       # a tiny task the kit registers: y = 3x, under a second
+
     def test_my_task_joins_dvc(orch_sandbox):
         orch_sandbox.init_dvc(); orch_sandbox.orch("dvc"); orch_sandbox.dvc("repro")
 
@@ -31,7 +34,12 @@ import pytest
 
 from orchestrator.sandbox import RunResult, Sandbox
 
-__all__ = ["Sandbox", "RunResult", "orch_sandbox", "run_task", "check_task"]
+__all__ = ["Sandbox", "RunResult", "orch_sandbox", "run_task", "check_task", "demo_task"]
+
+
+def pytest_configure(config) -> None:
+    # MLflow's own SQLAlchemy deprecations say nothing about the plugin under test
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:mlflow")
 
 
 @pytest.fixture
@@ -64,3 +72,13 @@ def check_task(orch_sandbox: Sandbox) -> Callable[..., RunResult]:
         return checked.result
 
     return check
+
+
+@pytest.fixture
+def demo_task(orch_sandbox: Sandbox) -> str:
+    """Registers the kit's demo task in the sandbox (``orchestrator.demo``: fits y = 3x in plain
+    Python, under a second a run) and returns its name: a task for the tests of a tracker."""
+    from orchestrator.demo import DemoPlugin
+
+    orch_sandbox.plugins["orch-demo"] = DemoPlugin()
+    return "demo"

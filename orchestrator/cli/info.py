@@ -97,22 +97,25 @@ def _sweep_space(reg) -> tuple[dict, str]:
 @main.command("dvc")
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--check", is_flag=True, help="fail (with the diff) when dvc.yaml differs from what would be written.")
+@click.option("--task", "only", multiple=True, metavar="NAME", help="only this task's stages (repeatable; default: "
+              "every installed task).")
 @handled
-def dvc_command(folder: Path | None, check: bool) -> None:
+def dvc_command(folder: Path | None, check: bool, only: tuple[str, ...]) -> None:
     """Write FOLDER/dvc.yaml (default: the project's) from every installed task's stages."""
     import difflib
 
     from orchestrator import dvcgen
     from orchestrator.manager import get_plugin_manager
     from orchestrator.params import read_yaml, task_section
-    from orchestrator.registry import load_tasks
+    from orchestrator.registry import get_task, load_tasks
     from orchestrator.runner import PARAMS_FILE, Project
 
     wdir = Path(folder) if folder else Project.find().root
     if not wdir.is_dir():
         raise UserError(f"{wdir}: no such folder")
     params_file = wdir / PARAMS_FILE
-    tasks = list(load_tasks(get_plugin_manager()).values())
+    pm = get_plugin_manager()
+    tasks = [get_task(pm, name) for name in dict.fromkeys(only)] if only else list(load_tasks(pm).values())
     if not check:
         for name in dvcgen.complete_params(tasks, params_file):
             click.echo(f"added {name}'s default params to {params_file}")
