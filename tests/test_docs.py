@@ -15,7 +15,8 @@ from conftest import ROOT
 from orchestrator import hookspecs
 
 HOOKS = {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("orch_")}
-DOC = (ROOT / "docs" / "hooks.md").read_text()
+DOC = (ROOT / "docs" / "hooks.md").read_text()  # the contract: records, rules, failures
+GUIDE = (ROOT / "docs" / "writing-plugins.md").read_text()  # the guide, with the generated hook reference
 
 
 def signature(fn) -> str:
@@ -24,12 +25,30 @@ def signature(fn) -> str:
 
 def test_every_hook_is_documented_with_its_signature():
     for name, fn in HOOKS.items():
-        assert f"`{signature(fn)}`" in DOC, f"docs/hooks.md lacks `{signature(fn)}`"
+        assert f"`{signature(fn)}`" in GUIDE, f"docs/writing-plugins.md lacks `{signature(fn)}`"
 
 
 def test_docs_name_no_hook_that_does_not_exist():
-    documented = set(re.findall(r"^#### `(orch_\w+)\(", DOC, flags=re.M))
+    documented = set(re.findall(r"^#### `(orch_\w+)\(", GUIDE, flags=re.M))
     assert documented == set(HOOKS)
+    named = set(re.findall(r"\b(orch_[a-z_]+)\(", DOC + GUIDE))
+    assert named <= set(HOOKS), named - set(HOOKS)
+
+
+def test_the_hook_reference_is_what_the_hookspecs_generate():
+    from orchestrator import hookdoc
+
+    assert hookdoc.updated(GUIDE) == GUIDE, "docs/writing-plugins.md: run `python -m orchestrator.hookdoc`"
+    assert "#### `orch_fetch_run(run_id: str) -> FetchedRun | None` (firstresult" in GUIDE
+
+
+def test_every_hook_says_the_api_version_that_added_it():
+    for name, fn in HOOKS.items():
+        assert re.search(r"Since API \d+\.", inspect.getdoc(fn)), name
+
+
+def test_the_readme_links_the_plugin_guide():
+    assert "docs/writing-plugins.md" in (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["OrchConfig", "RunInfo", "SweepInfo", "TrialResult", "FetchedRun",
