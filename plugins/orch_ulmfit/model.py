@@ -7,6 +7,8 @@ Regularization, each scaled by one ``drop_mult``:
   hidden_p  locked dropout between LSTM layers
   output_p  locked dropout before the decoder (LM) / the classifier's pooled features
 "Locked" (variational) dropout draws one mask per sequence and reuses it at every time step.
+Training adds AWD-LSTM's activation regularization (AR, on the last layer's dropped outputs) and
+temporal activation regularization (TAR, on the steps of its raw outputs): ``ar_tar``.
 """
 
 from __future__ import annotations
@@ -122,7 +124,18 @@ class LMDecoder(nn.Module):
         nn.init.zeros_(self.decoder.bias)
 
     def forward(self, outputs):
-        return self.decoder(self.output_dp(outputs[-1]))
+        dropped = self.output_dp(outputs[-1])
+        return self.decoder(dropped), dropped
+
+
+def ar_tar(raw: torch.Tensor, dropped: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """AWD-LSTM's penalties on the last LSTM layer, (batch, time, features): AR, ``alpha`` times the
+    mean square of its dropped outputs (small activations), and TAR, ``beta`` times the mean square
+    of the change of its raw outputs from one step to the next (slowly changing states)."""
+    penalty = alpha * dropped.pow(2).mean() if alpha else raw.new_zeros(())
+    if beta and raw.shape[1] > 1:
+        penalty = penalty + beta * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+    return penalty
 
 
 class LanguageModel(nn.Module):
@@ -135,8 +148,12 @@ class LanguageModel(nn.Module):
     def reset(self) -> None:
         self.encoder.reset()
 
-    def forward(self, x):
-        return self.decoder(self.encoder(x)[1])
+    def forward(self, x, activations: bool = False):
+        """Logits (batch, time, vocab); with ``activations``, also the last layer's raw and dropped
+        outputs (for ``ar_tar``)."""
+        raw, outputs = self.encoder(x)
+        logits, dropped = self.decoder(outputs)
+        return (logits, raw[-1], dropped) if activations else logits
 
     def layer_groups(self) -> list[list[nn.Module]]:
         """fastai's LM split: each LSTM, then embedding + decoder (tied) last."""
@@ -176,9 +193,12 @@ class Classifier(nn.Module):
         self.encoder = AWDLSTM(vocab, emb_sz, n_hid, n_layers, drops)
         self.head = PoolingClassifier(emb_sz, head_hidden, n_classes, drops["output_p"])
 
-    def forward(self, x, lengths):
+    def forward(self, x, lengths, activations: bool = False):
+        """Logits (batch, classes); with ``activations``, also the last layer's outputs (for ``ar_tar``)."""
         self.encoder.reset()  # each batch is a new set of documents
-        return self.head(self.encoder(x)[1][-1], lengths)
+        last = self.encoder(x)[1][-1]
+        logits = self.head(last, lengths)
+        return (logits, last) if activations else logits
 
     def layer_groups(self) -> list[list[nn.Module]]:
         """fastai's classifier split: embedding, each LSTM, the head (unfrozen last to first)."""

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from orch_ulmfit.model import PAD_ID
+from orch_ulmfit.model import PAD_ID, ar_tar
 from orchestrator import Resumable, not_resumable
 
 LR_DECAY = 2.6  # ULMFiT: each lower layer group learns 2.6 times slower
+AR, TAR = 2.0, 1.0  # AWD-LSTM's (and fastai's) activation and temporal activation regularization
 
 
 class LMLoader:
@@ -113,9 +114,10 @@ def evaluate_lm(model, ids: np.ndarray, bs: int, bptt: int, device) -> tuple[flo
 def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs: int, bptt: int, lr: float,
            wd: float, clip: float, device, seed: int, discriminative: bool,
            on_epoch: Callable[[int, dict], None], progress: Callable[..., Iterable] = lambda it, **_: it,
-           resumable: Callable[..., Resumable] = not_resumable) -> float:
-    """Train a language model (STLR over all steps; discriminative LRs if asked). Returns tokens/s
-    (of the epochs this call ran); ``resumable`` (``ctx.resumable``) continues a killed run."""
+           resumable: Callable[..., Resumable] = not_resumable, ar: float = AR, tar: float = TAR) -> float:
+    """Train a language model (STLR over all steps; discriminative LRs if asked; AR and TAR, whose
+    penalties are left out of the reported loss). Returns tokens/s (of the epochs this call ran);
+    ``resumable`` (``ctx.resumable``) continues a killed run."""
     groups = model.layer_groups()
     opt = make_optimizer(groups, lr, wd, discriminative)
     loader = LMLoader(train_ids, bs, bptt, seed)
@@ -135,10 +137,10 @@ def fit_lm(model, train_ids: np.ndarray, val_ids: np.ndarray, *, epochs: int, bs
             scale = stlr(step, total_steps) * x.shape[1] / bptt  # AWD-LSTM: lr scaled by sequence length
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * scale
-            logits = model(x)
+            logits, raw, dropped = model(x, activations=True)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + ar_tar(raw, dropped, ar, tar)).backward()
             nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             step, pos, done = step + 1, pos + x.shape[1], done + 1
@@ -232,10 +234,11 @@ def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len:
                    seed: int, gradual: bool, discriminative: bool, final_epochs: int,
                    on_epoch: Callable[[int, dict], None],
                    progress: Callable[..., Iterable] = lambda it, **_: it,
-                   resumable: Callable[..., Resumable] = not_resumable) -> float:
+                   resumable: Callable[..., Resumable] = not_resumable, ar: float = AR, tar: float = TAR) -> float:
     """Gradual unfreezing: each phase its own STLR cycle, LR halved per phase (the fastai recipe's
-    2e-2, 1e-2, 5e-3 ... steps), discriminative LRs across groups. Returns documents/s (of the
-    epochs this call ran); ``resumable`` continues a killed run (each epoch builds its optimizer)."""
+    2e-2, 1e-2, 5e-3 ... steps), discriminative LRs across groups, AR and TAR on the encoder's last
+    layer. Returns documents/s (of the epochs this call ran); ``resumable`` continues a killed run
+    (each epoch builds its optimizer)."""
     rng = np.random.default_rng(seed)
     groups = model.layer_groups()
     schedule = unfreezing_schedule(len(groups), gradual, final_epochs)
@@ -259,10 +262,10 @@ def fit_classifier(model, train, val, *, lr: float, wd: float, bs: int, max_len:
         for x, lengths, y in progress(batches, total=steps - done, desc=f"epoch {epoch + 1}/{len(schedule)}"):
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * stlr(done, steps)
-            logits = model(x.to(device), lengths.to(device))
+            logits, last = model(x.to(device), lengths.to(device), activations=True)
             loss = F.cross_entropy(logits, y.to(device))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + ar_tar(last, last, ar, tar)).backward()
             nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             loss_sum += loss.item() * len(y)
