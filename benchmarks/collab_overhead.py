@@ -87,7 +87,7 @@ def orch_run(epochs: int, workdir: Path, warm: bool) -> dict:
 
     project = workdir / ("project" if warm else "project-cold")
     project.mkdir(exist_ok=True)
-    env = {**os.environ, "ORCH_WARM": "1" if warm else "0"}
+    env = {**os.environ, "ORCH_WARM": "1" if warm else "0", "ORCH_CACHE": "0"}  # each repeat trains: no reuse
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "orchestrator", "-q", "run", "collab", "--set", f"epochs={epochs}"],
                    cwd=project, capture_output=True, text=True, check=True, env=env)

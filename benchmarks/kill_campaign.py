@@ -48,7 +48,8 @@ def env() -> dict:
             "MLFLOW_DISABLE_TELEMETRY": "true", "ORCH_CHECKPOINT_EVERY": CHECKPOINT_EVERY["seconds"],
             # a fixed thread count: results equal bit for bit whatever else runs (the host's share
             # would follow the trainings alive, and float sums differ with the thread count)
-            "ORCH_THREADS": os.environ.get("ORCH_THREADS", "1")}
+            "ORCH_THREADS": os.environ.get("ORCH_THREADS", "1"),
+            "ORCH_CACHE": "0"}  # a rerun resumes from its checkpoint: the reference run's cached outputs would hide that
 
 
 def project(tmp: Path, name: str) -> Path:

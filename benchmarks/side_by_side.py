@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 def start(folder: Path, epochs: int, threads: int | None) -> subprocess.Popen:
     folder.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "ORCH_THREADS", "MLFLOW_TRACKING_URI")}
+    env["ORCH_CACHE"] = "0"  # every run trains: the stage cache would reuse the first one's outputs
     if threads:
         env["ORCH_THREADS"] = str(threads)
     return subprocess.Popen([sys.executable, "-m", "orchestrator", "-q", "run", "collab", "--set", f"epochs={epochs}"],

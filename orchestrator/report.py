@@ -77,6 +77,13 @@ class BiasVarianceReport:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "BiasVarianceReport":
+        """The report ``as_dict`` wrote (report.json); the derived fields are derived again."""
+        from dataclasses import fields
+
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.init})
+
 
 def diagnose(avoidable_bias: float, variance: float, data_mismatch: float, tolerance: float) -> str:
     """The largest gap names the problem; when every gap is within tolerance, near human level."""

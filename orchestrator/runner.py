@@ -9,7 +9,6 @@ A stage that fails leaves no output folder behind and its run marked failed.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import socket
@@ -21,14 +20,15 @@ from typing import Mapping, Sequence
 
 from pydantic import BaseModel
 
-from orchestrator import device, interrupt, leases
-from orchestrator.context import HISTORY_FILE, METRICS_FILE, RUN_FILE, StageContext
-from orchestrator.device import device_tags, seed_everything
+from orchestrator import interrupt, leases, stage_cache
+from orchestrator.context import RUN_FILE, StageContext
+from orchestrator.device import device_tags
 from orchestrator.errors import UserError
 from orchestrator.manager import OrchPluginManager
 from orchestrator.params import flatten, params_hash
 from orchestrator.registry import RegisteredTask
-from orchestrator.stage_params import SEED, StageParams, declared_keys
+from orchestrator.stage_params import StageParams, declared_keys
+from orchestrator.stage_run import cache_tags, log_declared, run_or_reuse
 from orchestrator.task import RunInfo, Stage, SweepInfo
 
 PARAMS_FILE = "params.yaml"
@@ -63,6 +63,10 @@ class Project:
     def scratch(self) -> Path:
         """Work folders, sweep setup and checkpoints: not pipeline outputs, not in git."""
         return self.root / ".orch"
+
+    def cache(self) -> stage_cache.StageCache | None:
+        """The project's stage cache, or None when ``ORCH_CACHE=0`` (or ``--no-cache``) turns reuse off."""
+        return stage_cache.StageCache(self.scratch) if stage_cache.enabled() else None
 
 
 def git_commit(root: Path) -> str:
@@ -124,13 +128,19 @@ def run_stages(
     quiet: bool = False,
     carried: Mapping[str, float] | None = None,
     restart: bool = False,
+    cache: stage_cache.StageCache | None = None,
 ) -> dict[str, float]:
     """Run ``stages`` in order, in one tracked run when ``run`` is given; returns their metrics
-    (with ``carried``, the metrics of stages run before, which the run's end reports too)."""
+    (with ``carried``, the metrics of stages run before, which the run's end reports too). With
+    ``cache``, a stage whose outputs were made before under the same key is reused, not run (and
+    the run's tags say so); ``restart`` runs every stage again."""
     metrics: dict[str, float] = dict(carried or {})
+    keys = stage_cache.stage_keys(reg.task, params) if cache is not None else {}
+    plan = cache.plan(reg.task, stages, keys, reuse=not restart) if cache is not None else None
     lease = None
     try:
         if run is not None:
+            run.tags.update(cache_tags(plan.found if plan else {}))
             # one shielded step: a stop signal that comes while the trackers open the run takes
             # effect once the run is leased, inside this try, which closes it as KILLED
             with interrupt.shielded():
@@ -143,12 +153,15 @@ def run_stages(
             ctx = StageContext(reg.task, stage, view, pm.hook, dirs, scratch, run, quiet, restart)
             if run is not None and stage.tracked:  # the files of the untracked stages before it
                 log_declared(ctx, reg.task.stages[: tracked_index(reg)])
-            metrics.update(_run_one(stage, ctx, params))
+            metrics.update(run_or_reuse(stage, ctx, params, cache, keys.get(stage.name), plan))
     except BaseException as exc:
         if run is not None:
             pm.hook.orch_run_error(run=run, error=exc)
         leases.release(lease)
         raise
+    finally:
+        if plan is not None:
+            plan.release()  # the entries a failed run did not make: another worker may make them
     if run is not None:
         pm.hook.orch_run_end(run=run, metrics=metrics)
     leases.release(lease)
@@ -175,58 +188,6 @@ def close_lost_runs(pm: OrchPluginManager, project: Project) -> list[leases.Leas
     return lost
 
 
-def _run_one(stage: Stage, ctx: StageContext, params: BaseModel) -> dict[str, float]:
-    out = ctx.out_dir
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    device.join_trainings()  # torch's threads: this process's share of the cores (device.py)
-    try:
-        if SEED in type(params).model_fields:
-            seed_everything(getattr(params, SEED))
-        result = {k: float(v) for k, v in (stage.fn(ctx) or {}).items()}
-        (out / METRICS_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        write_history(ctx.history, out / HISTORY_FILE)
-        if ctx.run is not None and stage.tracked:
-            (out / RUN_FILE).write_text(json.dumps({"name": ctx.run.name, "tracking": ctx.run.tracking}))
-        log_declared(ctx, [stage])
-        if not stage.checkpoint_ignores:
-            # finished: nothing left to resume. A stage that ignores some params (epochs) keeps its
-            # checkpoints, so that a longer run continues the finished one.
-            for path in ctx.checkpoints:
-                path.unlink(missing_ok=True)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # nothing half-written
-        raise
-    finally:
-        device.leave_trainings()
-    return result
-
-
-def write_history(history: Mapping[int, Mapping[str, float]], path: Path) -> None:
-    """One row per epoch, columns in the order they first appeared; nothing when no epoch was logged."""
-    if not history:
-        return
-    columns = list(dict.fromkeys(k for row in history.values() for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", *columns])
-        for epoch in sorted(history):
-            writer.writerow([epoch, *(history[epoch].get(c, "") for c in columns)])
-
-
-def log_declared(ctx: StageContext, stages: Sequence[Stage]) -> None:
-    """Hand the trackers every file of ``stages`` that ``Task.artifacts`` declares, with its kind."""
-    if ctx.run is None:
-        return
-    if any(s is ctx.spec for s in stages) and (ctx.out_dir / HISTORY_FILE).exists():
-        ctx.log_artifact(ctx.out_dir / HISTORY_FILE, "table")
-    for art in ctx.task.artifacts:
-        for stage in stages:
-            if art.stage == stage.name:
-                for path in sorted(ctx.dirs[stage.name].glob(art.name)):
-                    ctx.log_artifact(path, art.kind)
-
-
 def tracked_index(reg: RegisteredTask) -> int:
     """Index of the first tracked stage (stages before it prepare data, untracked)."""
     for i, stage in enumerate(reg.task.stages):
@@ -251,11 +212,17 @@ def run_task(
     stages = reg.task.stages
     first = tracked_index(reg)
     dirs = {s.name: workdir / s.name for s in stages}
-    prepared = run_stages(pm, reg, params, stages[:first], dirs, None, scratch=project.scratch, quiet=quiet,
-                          restart=restart)
-    run = make_run_info(reg, params, project, mode="run")
-    return run, run_stages(pm, reg, params, stages[first:], dirs, run, scratch=project.scratch, quiet=quiet,
-                           carried=prepared, restart=restart)
+    cache = project.cache()
+    try:
+        prepared = run_stages(pm, reg, params, stages[:first], dirs, None, scratch=project.scratch, quiet=quiet,
+                              restart=restart, cache=cache)
+        run = make_run_info(reg, params, project, mode="run")
+        return run, run_stages(pm, reg, params, stages[first:], dirs, run, scratch=project.scratch, quiet=quiet,
+                               carried=prepared, restart=restart, cache=cache)
+    except UserError:  # bad input (a tracking store that does not answer...): nothing is left behind
+        if cache is not None:
+            cache.discard()
+        raise
 
 
 def run_dvc_stage(

@@ -56,6 +56,9 @@ class Stage:
     stage's ``params:`` in dvc.yaml and all that ``ctx.params`` shows it. ``inputs`` names the
     earlier stages whose outputs it reads (``ctx.input_dir``). A ``tracked`` stage opens a tracked
     run; later stages of the same pipeline log into that run. ``plot`` draws its history in DVC.
+    ``cache``: ``orch run`` and sweep trials reuse the stage's outputs made before under the same
+    params, code, data and inputs (``orchestrator.stage_cache``); False for a stage whose outputs
+    depend on anything else (the time, a service it calls).
     """
 
     name: str
@@ -66,6 +69,7 @@ class Stage:
     description: str = ""
     plot: Plot | None = None
     checkpoint_ignores: tuple[str, ...] = ()  # params that may change without voiding a checkpoint (epochs)
+    cache: bool = True
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,20 @@ from orchestrator.errors import RunFailed, UserError
 
 
 restart_option = click.option("--restart", is_flag=True,
-                              help="start training over: ignore and remove the checkpoints of an earlier, stopped run.")
+                              help="start training over: ignore and remove the checkpoints of an earlier, stopped run, "
+                                   "and run every stage even if the stage cache holds its outputs.")
+
+
+def _no_cache(ctx, param, value: bool) -> bool:
+    import os
+
+    if value:  # for the worker processes too
+        os.environ["ORCH_CACHE"] = "0"
+    return value
+
+
+no_cache_option = click.option("--no-cache", is_flag=True, callback=_no_cache, expose_value=False,
+                               help="run every stage: do not reuse (or keep) outputs in the stage cache.")
 
 
 @main.command()
@@ -28,6 +41,7 @@ restart_option = click.option("--restart", is_flag=True,
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="keep the stages' outputs in this folder (default: a temporary folder).")
 @restart_option
+@no_cache_option
 @click.pass_context
 @handled
 def run(ctx, task: str, params_file, overrides, out_dir, restart) -> None:
@@ -95,6 +109,7 @@ def stage(ctx, task: str, stage: str, params_file, overrides, restart) -> None:
               help="CPUs each Ray worker asks for.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="where best_params.yaml and trials.md go "
               "(default: sweeps/STUDY).")
+@no_cache_option
 @click.pass_context
 @handled
 def sweep(ctx, task, params_file, overrides, trials, timeout, jobs, sampler, metric, direction, seed, storage, study,

@@ -10,6 +10,7 @@ from typing import Callable
 
 from orchestrator import leases
 from orchestrator.manager import OrchPluginManager
+from orchestrator.errors import UserError
 from orchestrator.params import validate
 from orchestrator.registry import RegisteredTask
 from orchestrator.runner import Project, close_lost_runs, run_stages
@@ -39,12 +40,17 @@ def run_sweep(
     LostRuns(pm, sweep, study).close()  # trials of workers lost elsewhere, failed by their heartbeat
     if queued and not quiet:
         print(f"[sweep] {queued} trial(s) stopped before their end queued again with the same values", file=sys.stderr)
-    setup = split_stages(reg)[0]
-    if setup:
-        base = validate(reg.task.params_model, sweep.params, reg.task.name, "params")
-        run_stages(pm, reg, base, setup, setup_dirs(project, reg, sweep), None, scratch=project.scratch, quiet=quiet)
-
-    pm.hook.orch_sweep_start(sweep=sweep)
+    setup, cache = split_stages(reg)[0], project.cache()
+    try:
+        if setup:
+            base = validate(reg.task.params_model, sweep.params, reg.task.name, "params")
+            run_stages(pm, reg, base, setup, setup_dirs(project, reg, sweep), None, scratch=project.scratch,
+                       quiet=quiet, cache=cache)
+        pm.hook.orch_sweep_start(sweep=sweep)
+    except UserError:  # bad input (a tracking store that does not answer...): nothing is left behind
+        if cache is not None:
+            cache.discard()
+        raise
     lease = leases.hold(project.scratch, leases.Lease(sweep.task, f"sweep-{sweep.study}", dict(sweep.tracking),
                                                       sweep.study))
     done = study.counted()

@@ -105,7 +105,7 @@ class TrialRunner:
         self.pm.register(hooks, name=f"trial-{trial.number}")
         try:
             metrics = run_stages(self.pm, self.reg, params, self.stages, dirs, run, scratch=self.project.scratch,
-                                 quiet=self.quiet)
+                                 quiet=self.quiet, cache=self.project.cache())
             outcome = self._scored(metrics, dirs[self.stages[-1].name] / "report.json")
         except Pruned as exc:
             outcome = {"state": "PRUNED", "reason": str(exc)}
