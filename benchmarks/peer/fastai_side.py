@@ -3,19 +3,22 @@ data file the driver wrote (the same token ids, labels and ratings orch's side g
 object: for each model, the seconds of training (validation excluded), the items per second and the
 final validation figures."""
 
-import json
-import sys
 import time
 from functools import partial
 
 import numpy as np
 import torch
+from common import docs_of, main
 from fastai.collab import TabularCollab, collab_learner
 from fastai.tabular.all import Categorify, TransformBlock
 from fastai.text.all import (AWD_LSTM, Callback, CrossEntropyLossFlat, DataLoaders, LMDataLoader, LMLearner, SortedDL,
                              TensorCategory, TensorText, TextLearner, accuracy, awd_lstm_clas_config,
                              awd_lstm_clas_split, awd_lstm_lm_config, awd_lstm_lm_split, error_rate,
                              get_language_model, get_text_classifier, pad_input_chunk)
+
+
+def tensors(flat, lens):
+    return [torch.from_numpy(doc) for doc in docs_of(flat, lens)]
 
 
 class Timer(Callback):
@@ -37,15 +40,11 @@ class Timer(Callback):
         self.seconds += time.perf_counter() - self.start
 
 
-def docs_of(flat, lens):
-    return [torch.from_numpy(d) for d in np.split(flat, np.cumsum(lens)[:-1])]
-
-
 def language_model(d, a):
     timer = Timer(lambda y: y.numel())
-    train = LMDataLoader(docs_of(d["lm_train"], d["lm_train_lens"]), lens=d["lm_train_lens"], bs=a["bs"],
+    train = LMDataLoader(tensors(d["lm_train"], d["lm_train_lens"]), lens=d["lm_train_lens"], bs=a["bs"],
                          seq_len=a["bptt"], shuffle=False, num_workers=0)
-    val = LMDataLoader(docs_of(d["lm_val"], d["lm_val_lens"]), lens=d["lm_val_lens"], bs=a["bs"], seq_len=a["bptt"],
+    val = LMDataLoader(tensors(d["lm_val"], d["lm_val_lens"]), lens=d["lm_val_lens"], bs=a["bs"], seq_len=a["bptt"],
                        shuffle=False, num_workers=0)
     config = {**awd_lstm_lm_config, "emb_sz": a["emb"], "n_hid": a["hid"], "n_layers": a["layers"]}
     model = get_language_model(AWD_LSTM, int(d["vocab_size"]), config=config, drop_mult=a["lm_drop_mult"])
@@ -60,9 +59,9 @@ def language_model(d, a):
 
 def classifier(d, a):
     timer = Timer(len)
-    train = [(TensorText(t), TensorCategory(int(y))) for t, y in zip(docs_of(d["clf_train"], d["clf_train_lens"]),
+    train = [(TensorText(t), TensorCategory(int(y))) for t, y in zip(tensors(d["clf_train"], d["clf_train_lens"]),
                                                                      d["clf_train_y"])]
-    val = [(TensorText(t), TensorCategory(int(y))) for t, y in zip(docs_of(d["clf_val"], d["clf_val_lens"]),
+    val = [(TensorText(t), TensorCategory(int(y))) for t, y in zip(tensors(d["clf_val"], d["clf_val_lens"]),
                                                                    d["clf_val_y"])]
     chunk = partial(pad_input_chunk, seq_len=a["bptt"])
     dls = DataLoaders(SortedDL(train, before_batch=chunk, bs=a["clf_bs"], shuffle=True, num_workers=0),
@@ -96,14 +95,5 @@ def collab(d, a):
             "ratings_per_s": timer.items / timer.seconds, "val_rmse": float(val_mse) ** 0.5}
 
 
-def main():
-    data_file, part, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    torch.set_num_threads(args["threads"])
-    torch.manual_seed(0)
-    with np.load(data_file) as z:
-        d = {k: z[k] for k in z.files}
-    print(json.dumps({"language_model": language_model, "classifier": classifier, "collab": collab}[part](d, args)))
-
-
 if __name__ == "__main__":
-    main()
+    main({"language_model": language_model, "classifier": classifier, "collab": collab})

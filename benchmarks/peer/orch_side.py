@@ -1,16 +1,12 @@
 """orch's side of benchmarks/peer_fastai.py: the same models as fastai_side.py, through orch's own
 task code (orch_ulmfit, orch_collab), on the same data file. Prints one JSON object."""
 
-import json
-import sys
 import time
 
 import numpy as np
 import torch
 
-
-def docs_of(flat, lens):
-    return np.split(flat, np.cumsum(lens)[:-1])
+from common import docs_of, main
 
 
 def language_model(d, a):
@@ -64,14 +60,5 @@ def collab(d, a):
             "ratings_per_s": len(train) * a["collab_epochs"] / seconds, "val_rmse": mse(model, val) ** 0.5}
 
 
-def main():
-    data_file, part, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    torch.set_num_threads(args["threads"])
-    torch.manual_seed(0)
-    with np.load(data_file) as z:
-        d = {k: z[k] for k in z.files}
-    print(json.dumps({"language_model": language_model, "classifier": classifier, "collab": collab}[part](d, args)))
-
-
 if __name__ == "__main__":
-    main()
+    main({"language_model": language_model, "classifier": classifier, "collab": collab})
