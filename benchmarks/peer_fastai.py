@@ -3,7 +3,7 @@ the same token ids, vocabulary, model size, batch size, BPTT and epochs) and the
 (EmbeddingDotBias on ml-latest-small, the same split), each trained once through fastai and once
 through orch's own task code, one after the other, on the same number of threads.
 
-    python benchmarks/peer_fastai.py [--lm-tokens 300000] [--clf-docs 4000] [--parts language_model classifier collab]
+    python benchmarks/peer_fastai.py [--lm-tokens 1000000] [--clf-docs 4000] [--parts language_model classifier collab]
 
 fastai is never a dependency of orch: the benchmark makes a throwaway venv for it
 (``--venv``, default ~/.cache/orch-bench/fastai-2.8.12) with the same torch build as orch's
@@ -130,7 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=Path.home() / ".cache" / "orch-bench" / FASTAI.replace("==", "-"))
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument("--lm-tokens", type=int, default=300_000, help="training tokens of the language model")
+    parser.add_argument("--lm-tokens", type=int, default=1_000_000, help="training tokens of the language model "
+                        "(about an epoch of the reviews: a shorter slice ends inside STLR's warm-up)")
     parser.add_argument("--lm-val-tokens", type=int, default=60_000)
     parser.add_argument("--clf-docs", type=int, default=4000, help="training reviews of the classifier")
     parser.add_argument("--max-vocab", type=int, default=30_000)
