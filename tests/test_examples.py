@@ -31,7 +31,6 @@ def examples_site(tmp_path_factory):
 @pytest.fixture
 def box(examples_site, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(examples_site), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("ORCH_WARM", "0")  # a site folder of its own: no warm server to start for it
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return Sandbox(tmp_path / "project")
 

@@ -29,7 +29,6 @@ def scaffolded(tmp_path, monkeypatch):
     """``orch new plugin NAME [--kind KIND]`` in tmp_path, installed; the package folder."""
     site = tmp_path / "site"
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("ORCH_WARM", "0")  # a site folder per test: no warm server to start for each
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def make(name: str, *options: str) -> Path:
