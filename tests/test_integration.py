@@ -269,7 +269,8 @@ def test_a_killed_worker_costs_only_its_trial_a_new_worker_retries_it_and_the_sw
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     args = [sys.executable, "-m", "orchestrator", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
-    proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cold = {**os.environ, "ORCH_WARM": "0"}  # the driver is this process, its workers its children: one to kill
+    proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cold)
     client = client_for(project)
     lines, started = StderrLines(proc), set()
 

@@ -149,10 +149,10 @@ def test_ctrl_c_on_the_client_stops_the_run_as_it_stops_a_cold_one(warm_env, pro
 
 @pytest.mark.parametrize("args,wanted", [
     (["run", "collab"], True), (["-q", "--tracking-uri", "sqlite:///x.db", "stage", "collab", "train"], True),
-    (["--tracking-uri", "run", "sweep", "collab"], False),  # "run" is the option's value
-    (["sweep", "collab"], False), (["worker", "collab"], False), (["doctor"], False),
-    (["--help"], False), ([], False)])
-def test_only_commands_that_start_no_orch_processes_run_warm(args, wanted, monkeypatch):
+    (["--tracking-uri", "run", "doctor"], False),  # "run" is the option's value: the command is doctor
+    (["sweep", "collab"], True), (["worker", "collab"], True), (["doctor"], False), (["server"], False),
+    (["ui"], False), (["--help"], False), ([], False)])
+def test_commands_run_warm_but_those_that_serve_and_doctor(args, wanted, monkeypatch):
     monkeypatch.delenv("ORCH_WARM", raising=False)
     assert client.wanted(args) is wanted
     monkeypatch.setenv("ORCH_WARM", "0")

@@ -16,7 +16,8 @@ No server yet: the command runs cold, here, and a server starts beside it for th
 A server keyed by the interpreter, its search path and the environment variables read at import
 time (PYTHON*, OMP_*, ...), so a changed setting or an installed package gets a new server; the old
 one exits after five minutes without a command (``server.IDLE``). ``ORCH_WARM=0`` turns it off. Commands that
-start other orch processes or serve (sweep, worker, server, ui) and ``doctor`` always run cold.
+serve (server, ui) and ``doctor`` always run cold. A sweep's worker processes (``--jobs``) are fresh
+interpreters either way; its driver, and a sweep of one job, run warm.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 
 ENV = "ORCH_WARM"  # "0": never warm
 CLIENT_PID_ENV = "ORCH_WARM_CLIENT"  # in a worker: "client pid:worker pid"
-COLD = {"sweep", "worker", "server", "ui", "doctor"}
+COLD = {"server", "ui", "doctor"}
 
 
 def runtime_dir() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 
@@ -16,6 +17,8 @@ PRELOAD = ("numpy", "pandas", "torch", "mlflow.tracking", "mlflow.store.tracking
            "pydantic", "yaml", "filelock", "psutil", "click", "pluggy", "tqdm", "matplotlib.pyplot",
            "lightgbm", "optuna", "PIL.Image")
 MAX_REQUEST = 1 << 22
+# what a terminal sends to its whole foreground group (Ctrl-C, hang-up, Ctrl-\); a kill reaches one process
+TERMINAL = {int(signal.SIGINT), int(signal.SIGHUP), int(signal.SIGQUIT)}
 
 
 def serve(path: str) -> None:
@@ -97,8 +100,8 @@ def _session(conn: socket.socket) -> None:
                 os._exit(0)
             pending += chunk
             *signals, pending = pending.split(b"\n")
-            for signum in signals:
-                _signal(pid, int(signum), group=True)
+            for signum in signals:  # as a cold command would get them
+                _signal(pid, int(signum), group=int(signum) in TERMINAL)
         finished, status = os.waitpid(pid, os.WNOHANG)
         if finished:
             code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
