@@ -144,7 +144,7 @@ class Sandbox:
         pm.hook.orch_configure(config=OrchConfig(self.root, self.tracking_uri))
         return pm
 
-    def _task(self, pm, name: str, params: Mapping[str, Any], overrides: list[str] = ()):
+    def _task(self, pm, name: str, params: Mapping[str, Any]):
         from orchestrator.params import load_task_params
         from orchestrator.registry import get_task, load_tasks
 
@@ -152,12 +152,14 @@ class Sandbox:
         if params:
             self.write_params(name, **params)
         file = self.params_file if self.params_file.exists() else None
-        values, sweep = load_task_params(reg.task, file, list(overrides), tasks=load_tasks(pm))
+        values, sweep = load_task_params(reg.task, file, [], tasks=load_tasks(pm))
         return reg, values, sweep
 
     def run(self, task: str, **params: Any) -> RunResult:
-        """``orch run TASK`` in this process with ``params`` as its params.yaml section; the stages'
-        outputs stay in ``result.outputs``. Errors propagate (UserError, RunFailed, the stage's own)."""
+        """``orch run TASK`` in this process, ``params`` set in its params.yaml section; the stages'
+        outputs stay in ``result.outputs``. As ``orch run`` does, it reuses stages from the
+        sandbox's stage cache (a second run with the same params trains nothing; ``ORCH_CACHE=0``
+        turns that off). Errors propagate (UserError, RunFailed, the stage's own)."""
         from orchestrator.runner import Project, run_task
 
         recorder = _Recorder()
