@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,14 @@ pytestmark = pytest.mark.integration
 
 def pip_install(package: Path, site: Path) -> None:
     """Real pip: build the package and install it, entry points and all, into ``site`` (a folder
-    on PYTHONPATH: the test environment itself stays as it was for the tests beside this one)."""
+    on PYTHONPATH: the test environment itself stays as it was for the tests beside this one). It
+    builds a private copy: setuptools builds in the source folder, and parallel test workers that
+    built one package at once removed each other's ``build/`` files."""
+    source = Path(tempfile.mkdtemp(prefix="pip-src-")) / package.name
+    shutil.copytree(package, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                           "--target", str(site), str(package)], capture_output=True, text=True, timeout=300)
+                           "--target", str(site), str(source)], capture_output=True, text=True, timeout=300)
+    shutil.rmtree(source.parent, ignore_errors=True)
     assert done.returncode == 0, done.stderr
 
 
