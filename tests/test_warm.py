@@ -164,3 +164,30 @@ def test_the_holder_pid_is_the_clients_only_in_the_worker_itself(monkeypatch):
     assert warm.holder_pid() == 12345
     monkeypatch.setenv(warm.CLIENT_PID_ENV, "12345:1")  # inherited by a process the command started
     assert warm.holder_pid() == os.getpid()
+
+
+def test_a_server_is_shared_by_clients_that_find_the_same_libraries(tmp_path, monkeypatch):
+    """Folders of plugins on the path share a server (each command imports them afresh); a folder
+    that shadows a preloaded library, an import-time setting or a start-up module does not."""
+    def key(*folders: str) -> str:
+        monkeypatch.setattr(sys, "path", [str(tmp_path), *folders, *base])
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(folders))
+        return client._key()
+
+    base = list(sys.path[1:])
+    plugins, shadow, startup = (tmp_path / name for name in ("plugins", "shadow", "startup"))
+    (plugins / "orch_mine").mkdir(parents=True)
+    (plugins / "orch_mine" / "__init__.py").write_text("")
+    (shadow / "yaml").mkdir(parents=True)
+    (shadow / "yaml" / "__init__.py").write_text("")
+    startup.mkdir()
+    (startup / "sitecustomize.py").write_text("")
+
+    plain = key()
+    assert key(str(plugins)) == plain
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # torch writes it into its own process
+    assert key() == plain
+    assert key(str(shadow)) != plain
+    assert key(str(startup)) != plain
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert key() != plain

@@ -13,8 +13,10 @@ SIGKILL takes its worker with it, and the worker's leases name the client's pid,
 command was killed is found lost exactly as in a cold process.
 
 No server yet: the command runs cold, here, and a server starts beside it for the next command.
-A server keyed by the interpreter, its search path and the environment variables read at import
-time (PYTHON*, OMP_*, ...), so a changed setting or an installed package gets a new server; the old
+A server is keyed by the interpreter, where the libraries it preloads are found from the
+client's search path (and when their folders last changed) and the environment variables read at
+import time (PYTHON*, OMP_*, ...), so a changed setting or an installed package gets a new server,
+while folders of plugins on PYTHONPATH (which each command imports afresh) share one; the old
 one exits after five minutes without a command (``server.IDLE``). ``ORCH_WARM=0`` turns it off. Commands that
 serve (server, ui) and ``doctor`` always run cold. A sweep's worker processes (``--jobs``) are fresh
 interpreters either way; its driver, and a sweep of one job, run warm.
@@ -28,6 +30,10 @@ import sys
 ENV = "ORCH_WARM"  # "0": never warm
 CLIENT_PID_ENV = "ORCH_WARM_CLIENT"  # in a worker: "client pid:worker pid"
 COLD = {"server", "ui", "doctor"}
+# what a server imports before its first command (the client keys servers by where these are found)
+PRELOAD = ("numpy", "pandas", "torch", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store",
+           "pydantic", "yaml", "filelock", "psutil", "click", "pluggy", "tqdm", "matplotlib.pyplot",
+           "lightgbm", "optuna", "PIL.Image")
 
 
 def runtime_dir() -> str:

@@ -8,9 +8,14 @@ import os
 import socket
 import sys
 
-from orchestrator.warm import COLD, ENV, runtime_dir
+from orchestrator.warm import COLD, ENV, PRELOAD, runtime_dir
 
 KEYED = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA_", "TORCH", "LD_", "MPL", "ORCH_WARM")
+# not keyed: the search path counts through where it finds the preloaded libraries (_libraries), and
+# torch writes its compile cache's folder into its own process's environment (not a setting)
+UNKEYED = {"PYTHONPATH", "TORCHINDUCTOR_CACHE_DIR"}
+# modules a cold interpreter runs at start from its search path; a warm worker would not
+STARTUP = ("sitecustomize", "usercustomize")
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,8 +35,35 @@ def wanted(args: list[str]) -> bool:
 
 
 def _search_path() -> list[str]:
-    """sys.path without the working folder that ``python -m`` puts first."""
-    return [p for p in sys.path if p not in ("", os.getcwd())]
+    """sys.path without its first entry: the working folder (``python -m``) or the script's own
+    folder (the ``orch`` script), neither of which holds a preloaded library (``-P`` adds neither)."""
+    path = sys.path if sys.flags.safe_path else sys.path[1:]
+    return [p for p in path if p not in ("", os.getcwd())]
+
+
+def _libraries(path: list[str]) -> list[str]:
+    """Where each preloaded library (and start-up module) is found from ``path``, with the time its
+    folder last changed (a package installed or removed there). Two clients that find the same
+    libraries share a server whatever else is on their path: each command imports the rest afresh."""
+    from importlib.machinery import PathFinder
+
+    found = []
+    for name in dict.fromkeys([m.partition(".")[0] for m in PRELOAD] + list(STARTUP)):
+        try:
+            spec = PathFinder.find_spec(name, path)
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec and (spec.origin if spec.origin not in (None, "namespace") else
+                           next(iter(spec.submodule_search_locations or ()), None))
+        if not origin:
+            found.append(f"{name}:-")
+            continue
+        folder = os.path.dirname(os.path.dirname(origin) if spec.submodule_search_locations else origin)
+        try:
+            found.append(f"{name}:{origin}:{os.stat(folder).st_mtime_ns}")
+        except OSError:
+            found.append(f"{name}:{origin}")
+    return found
 
 
 def _key() -> str:
@@ -39,14 +71,8 @@ def _key() -> str:
     for name in sorted(os.listdir(HERE)):  # the warm code itself: an edited server is a new one
         if name.endswith(".py"):
             parts.append(f"{name}:{os.stat(os.path.join(HERE, name)).st_mtime_ns}")
-    for entry in _search_path():
-        parts.append(entry)
-        if os.path.basename(entry) in ("site-packages", "dist-packages"):  # where the preloaded libraries
-            try:                                                      # live: its time changes when a
-                parts.append(str(os.stat(entry).st_mtime_ns))          # package is installed or removed
-            except OSError:
-                pass
-    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(KEYED))
+    parts += _libraries(_search_path())
+    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(KEYED) and k not in UNKEYED)
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
 
 

@@ -9,13 +9,10 @@ import signal
 import socket
 import sys
 
-from orchestrator.warm import CLIENT_PID_ENV, run_and_exit
+from orchestrator.warm import CLIENT_PID_ENV, PRELOAD, run_and_exit
 from orchestrator.warm.client import send
 
 IDLE = 300.0  # seconds a server waits for a command before it exits
-PRELOAD = ("numpy", "pandas", "torch", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store",
-           "pydantic", "yaml", "filelock", "psutil", "click", "pluggy", "tqdm", "matplotlib.pyplot",
-           "lightgbm", "optuna", "PIL.Image")
 MAX_REQUEST = 1 << 22
 # what a terminal sends to its whole foreground group (Ctrl-C, hang-up, Ctrl-\); a kill reaches one process
 TERMINAL = {int(signal.SIGINT), int(signal.SIGHUP), int(signal.SIGQUIT)}
