@@ -258,63 +258,6 @@ def test_the_run_of_a_process_killed_by_sigkill_is_closed_by_the_next_command(pr
     assert list((project / ".orch" / "runs").iterdir()) == []  # the killed run's work folder too
 
 
-def spawned_workers(pid: int) -> list[int]:
-    """The sweep's worker processes (multiprocessing spawn children, not its resource tracker)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-
-
-def test_a_killed_worker_costs_only_its_trial_a_new_worker_retries_it_and_the_sweep_finishes(project, toy_site):
-    params = {"toy": {"epochs": 4, "epoch_seconds": 0.3,
-                      "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    args = [sys.executable, "-m", "orchestrator", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
-    cold = {**os.environ, "ORCH_WARM": "0"}  # the driver is this process, its workers its children: one to kill
-    proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cold)
-    client = client_for(project)
-    lines, started = StderrLines(proc), set()
-
-    def both_workers_are_in_a_trial(line: str) -> bool:
-        trial, epoch = epoch_of(line)
-        if epoch == 1:
-            started.add(trial)
-        return len(started) == 2
-
-    lines.wait_for(both_workers_are_in_a_trial)
-    workers = spawned_workers(proc.pid)
-    assert len(workers) == 2
-    os.kill(workers[0], signal.SIGKILL)  # what the OOM killer does
-    proc.wait(timeout=180)
-    err = lines.rest()
-    assert proc.returncode == 0, err
-    assert re.search(r"\[sweep\] worker \d was killed \(SIGKILL\): its trial is queued again; worker 3 takes its "
-                     r"place", err) and "Traceback" not in err
-    storage = f"sqlite:///{project / 'optuna.db'}"
-    results = Study.existing("k", storage).results()
-    states = [(r.number, r.state, r.retried_as) for r in results]
-    assert sum(r.state == "COMPLETE" for r in results) == sum(r.counted for r in results) == 6, states  # exact
-    lost = [r for r in results if r.state == "LOST"]  # failed in Optuna, not left RUNNING
-    assert len(lost) == 1, states
-    [lost] = lost
-    assert lost.reason == "worker lost"
-    study = optuna.load_study(study_name="k", storage=storage)
-    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == lost.number]
-    assert len(retries) == 1, states
-    [retry] = retries
-    assert retry.state.name == "COMPLETE" and retry.params == study.trials[lost.number].params, states
-    runs = runs_of(client, "toy")
-    [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
-    assert parent.info.status == "FINISHED"
-    killed = [r for r in runs if r.data.tags.get("orch.trial") == str(lost.number)]
-    assert [r.info.status for r in killed] in ([], ["KILLED"]), states  # killed before or after its run opened
-    assert all(r.data.tags["orch.error"].startswith("lost: its process ") for r in killed)
-    assert "RUNNING" not in {r.info.status for r in runs}
-    assert list((project / ".orch" / "sweeps" / "k").glob("trial-*")) == []  # its folder removed too
-    assert list((project / ".orch" / "leases").iterdir()) == []
-    table = (project / "sweeps" / "k" / "trials.md").read_text()
-    assert f"| {lost.number} | LOST (retried as {retry.number}) |" in table
-
-
 def test_refine_narrows_the_space_in_a_new_study(project, toy_site):
     params = {"toy": {"epochs": 3, "sweep": {"space": {"lr": {"low": 0.001, "high": 0.3, "scale": "log"}},
                                              "pruner": "none"}}}

@@ -4,6 +4,7 @@ and looks to its caller exactly like a cold ``orch`` process (output, exit code,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -13,13 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import psutil
 import pytest
 import yaml
 from conftest import TOY_SITE
-from test_integration import StderrLines, client_for, runs_of
+from test_integration import StderrLines, client_for, epoch_of, runs_of
 
 from orchestrator import warm
+from orchestrator.sweep.study import Study
 from orchestrator.warm import client
 
 pytestmark = pytest.mark.integration
@@ -191,3 +194,60 @@ def test_a_server_is_shared_by_clients_that_find_the_same_libraries(tmp_path, mo
     assert key(str(startup)) != plain
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     assert key() != plain
+
+
+def test_a_killed_worker_costs_only_its_trial_a_new_worker_retries_it_and_the_sweep_finishes(warm_env, project):
+    """Kill -9 one of a sweep's worker processes, forked by the warm server (as they are whenever a
+    server is up): its client ends as killed, the sweep retries the trial in a new worker."""
+    env, _site, runtime = warm_env
+    params = {"toy": {"epochs": 4, "epoch_seconds": 0.3,
+                      "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    # the driver runs here (not relayed), its workers in this test's own server: theirs to kill
+    args = [sys.executable, "-c", "from orchestrator.cli import main; main(prog_name='orch')",
+            "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
+    proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    client = client_for(project)
+    lines, started = StderrLines(proc), set()
+
+    def both_workers_are_in_a_trial(line: str) -> bool:
+        trial, epoch = epoch_of(line)
+        if epoch == 1:
+            started.add(trial)
+        return len(started) == 2
+
+    lines.wait_for(both_workers_are_in_a_trial)
+    [server] = [int(lock.read_text()) for lock in (runtime / "warm").glob("*.lock")]
+    clients = [c for c in psutil.Process(proc.pid).children() if "_sweep-worker" in c.cmdline()]
+    workers = [w for session in psutil.Process(server).children() for w in session.children()]
+    assert len(clients) == len(workers) == 2, (clients, workers)
+    workers[0].kill()  # SIGKILL, what the OOM killer does
+    proc.wait(timeout=180)
+    err = lines.rest()
+    assert proc.returncode == 0, err
+    assert re.search(r"\[sweep\] worker \d was killed \(SIGKILL\): its trial is queued again; worker 3 takes its "
+                     r"place", err) and "Traceback" not in err
+    storage = f"sqlite:///{project / 'optuna.db'}"
+    results = Study.existing("k", storage).results()
+    states = [(r.number, r.state, r.retried_as) for r in results]
+    assert sum(r.state == "COMPLETE" for r in results) == sum(r.counted for r in results) == 6, states  # exact
+    lost = [r for r in results if r.state == "LOST"]  # failed in Optuna, not left RUNNING
+    assert len(lost) == 1, states
+    [lost] = lost
+    assert lost.reason == "worker lost"
+    study = optuna.load_study(study_name="k", storage=storage)
+    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == lost.number]
+    assert len(retries) == 1, states
+    [retry] = retries
+    assert retry.state.name == "COMPLETE" and retry.params == study.trials[lost.number].params, states
+    runs = runs_of(client, "toy")
+    [parent] = [r for r in runs if r.data.tags.get("orch.role") == "sweep"]
+    assert parent.info.status == "FINISHED"
+    killed = [r for r in runs if r.data.tags.get("orch.trial") == str(lost.number)]
+    assert [r.info.status for r in killed] in ([], ["KILLED"]), states  # killed before or after its run opened
+    assert all(r.data.tags["orch.error"].startswith("lost: its process ") for r in killed)
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert list((project / ".orch" / "sweeps" / "k").glob("trial-*")) == []  # its folder removed too
+    assert list((project / ".orch" / "leases").iterdir()) == []
+    table = (project / "sweeps" / "k" / "trials.md").read_text()
+    assert f"| {lost.number} | LOST (retried as {retry.number}) |" in table

@@ -160,6 +160,17 @@ def worker(ctx, task, storage, study, jobs, timeout, gpus_per_trial, out_dir):
     _sweep_and_summary(ctx, pm, reg, project, plan, jobs, gpus_per_trial, out_dir)
 
 
+@main.command("_sweep-worker", hidden=True)
+def sweep_worker() -> None:
+    """One of the worker processes of ``orch sweep --jobs N`` (the sweep starts them, with their
+    arguments pickled on stdin)."""
+    import sys
+
+    from orchestrator.sweep.workers import serve_worker
+
+    serve_worker(sys.stdin.buffer)
+
+
 def _sweep_and_summary(ctx, pm, reg, project, plan, jobs: int, gpus_per_trial: int | None,
                        out_dir: Path | None, ray: dict | None = None) -> None:
     import functools

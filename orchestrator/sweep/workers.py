@@ -1,16 +1,19 @@
 """Where trials run: in this process, or in ``--jobs`` worker processes that share the study's
-storage. Each worker loads the plugins again from the entry points (spawn: no forked torch state)."""
+storage. Each worker process is an ``orch _sweep-worker`` command (its arguments pickled on its
+stdin): warm, forked from the server that preloaded torch and MLflow, when one is up, else a fresh
+interpreter, as any ``orch`` command. It loads the plugins again from the entry points."""
 
 from __future__ import annotations
 
-import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
+import subprocess
 import sys
 import uuid
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from orchestrator import interrupt
 from orchestrator.errors import RunFailed, UserError
@@ -82,22 +85,20 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, done: int, *,
     again, and a new worker takes its place and its GPUs (at most ``jobs`` times over). A worker
     that fails on its own (an error) is not replaced; the sweep then fails naming it."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")
     started, slots = 0, {}
 
-    def start(slot: int) -> multiprocessing.Process:
+    def start(slot: int) -> WorkerProcess:
         nonlocal started
         started += 1
-        worker = context.Process(target=_process_worker, name=f"worker {started}",
-                                 args=(config, sweep, done, threads, quiet, devices[slot] if devices else None))
-        worker.start()
+        worker = WorkerProcess(f"worker {started}",
+                               (config, sweep, done, threads, quiet, devices[slot] if devices else None))
         slots[worker] = slot
         return worker
 
     running, ended, replaced = [start(slot) for slot in range(jobs)], [], []
     try:
         while running:
-            multiprocessing.connection.wait([w.sentinel for w in running])
+            WorkerProcess.wait(running)
             for worker in [w for w in running if not w.is_alive()]:
                 worker.join()
                 running.remove(worker)
@@ -117,6 +118,67 @@ def run_processes(config: OrchConfig, sweep: SweepInfo, jobs: int, done: int, *,
     lost = [f"{w.name} {_ended(w.exitcode)}" for w in ended if w.exitcode != 0 and w not in replaced]
     if lost:
         raise RunFailed(f"{', '.join(lost)}; run the same command again to finish the study")
+
+
+class WorkerProcess:
+    """``orch _sweep-worker`` as a child process, seen as run_processes needs it: alive or not, its
+    exit code (-N when a signal killed it; a warm command ends as its worker did), signals, kill."""
+
+    COMMAND = "_sweep-worker"
+
+    def __init__(self, name: str, args: tuple):
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator", self.COMMAND], stdin=subprocess.PIPE,
+                                     env=self.environment())
+        self.pid = self.proc.pid
+        try:
+            self.proc.stdin.write(pickle.dumps(args))
+            self.proc.stdin.close()
+        except OSError:  # it died before reading: its exit code says so
+            pass
+        self.sentinel = os.pidfd_open(self.pid) if hasattr(os, "pidfd_open") else None  # readable at its end
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        """This process's environment without the thread share orch chose for it (the worker takes
+        its own), so that a warm worker finds the server the user's commands use."""
+        from orchestrator.device import CHOSEN_ENV
+
+        env = dict(os.environ)
+        if CHOSEN_ENV in env and env.get("OMP_NUM_THREADS") == env[CHOSEN_ENV]:
+            del env["OMP_NUM_THREADS"], env[CHOSEN_ENV]
+        return env
+
+    @staticmethod
+    def wait(workers: list[WorkerProcess]) -> None:
+        """Until one of ``workers`` ends."""
+        fds = [w.sentinel for w in workers if w.sentinel is not None]
+        while all(w.is_alive() for w in workers):
+            multiprocessing.connection.wait(fds, timeout=None if len(fds) == len(workers) else 0.2)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.proc.poll()
+
+    def is_alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+
+def serve_worker(stdin: BinaryIO) -> None:
+    """The ``orch _sweep-worker`` command: a worker process with the arguments its sweep sent."""
+    _process_worker(*pickle.load(stdin))
 
 
 def _stop(workers: list, signum: int) -> None:

@@ -158,7 +158,8 @@ def exit_as(status: int) -> None:
 
     sys.stdout.flush()
     if status < 0:  # killed by a signal: end the same way, so the caller sees what the worker saw
-        signal.signal(-status, signal.SIG_DFL)
+        if -status not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     os._exit(status if status >= 0 else 128 - status)
 
