@@ -189,6 +189,7 @@ def test_a_server_is_shared_by_clients_that_find_the_same_libraries(tmp_path, mo
     plain = key()
     assert key(str(plugins)) == plain
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # torch writes it into its own process
+    monkeypatch.setenv(warm.CLIENT_PID_ENV, "12:34")  # a warm command's, inherited by the workers it starts
     assert key() == plain
     assert key(str(shadow)) != plain
     assert key(str(startup)) != plain
@@ -203,9 +204,8 @@ def test_a_killed_worker_costs_only_its_trial_a_new_worker_retries_it_and_the_sw
     params = {"toy": {"epochs": 4, "epoch_seconds": 0.3,
                       "sweep": {"space": {"lr": {"low": 0.01, "high": 0.2, "scale": "log"}}, "pruner": "none"}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    # the driver runs here (not relayed), its workers in this test's own server: theirs to kill
-    args = [sys.executable, "-c", "from orchestrator.cli import main; main(prog_name='orch')",
-            "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
+    # the driver and its workers all run in this test's own server: theirs to find and kill
+    args = [sys.executable, "-m", "orchestrator", "sweep", "toy", "--trials", "6", "--study", "k", "--jobs", "2"]
     proc = subprocess.Popen(args, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     client = client_for(project)
     lines, started = StderrLines(proc), set()
@@ -217,10 +217,11 @@ def test_a_killed_worker_costs_only_its_trial_a_new_worker_retries_it_and_the_sw
         return len(started) == 2
 
     lines.wait_for(both_workers_are_in_a_trial)
-    [server] = [int(lock.read_text()) for lock in (runtime / "warm").glob("*.lock")]
-    clients = [c for c in psutil.Process(proc.pid).children() if "_sweep-worker" in c.cmdline()]
-    workers = [w for session in psutil.Process(server).children() for w in session.children()]
-    assert len(clients) == len(workers) == 2, (clients, workers)
+    [server] = [int(lock.read_text()) for lock in (runtime / "warm").glob("*.lock")]  # one: workers share it
+    forked = [w for session in psutil.Process(server).children() for w in session.children()]
+    [driver] = [p for p in forked if any("_sweep-worker" in c.cmdline() for c in p.children())]
+    workers = [p for p in forked if p != driver]
+    assert len(workers) == 2, forked
     workers[0].kill()  # SIGKILL, what the OOM killer does
     proc.wait(timeout=180)
     err = lines.rest()

@@ -18,8 +18,8 @@ client's search path (and when their folders last changed) and the environment v
 import time (PYTHON*, OMP_*, ...), so a changed setting or an installed package gets a new server,
 while folders of plugins on PYTHONPATH (which each command imports afresh) share one; the old
 one exits after five minutes without a command (``server.IDLE``). ``ORCH_WARM=0`` turns it off. Commands that
-serve (server, ui) and ``doctor`` always run cold. A sweep's worker processes (``--jobs``) are fresh
-interpreters either way; its driver, and a sweep of one job, run warm.
+serve (server, ui) and ``doctor`` always run cold. A sweep's worker processes (``--jobs``) are
+``orch _sweep-worker`` commands, warm like the others.
 """
 
 from __future__ import annotations

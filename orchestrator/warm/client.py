@@ -8,12 +8,13 @@ import os
 import socket
 import sys
 
-from orchestrator.warm import COLD, ENV, PRELOAD, runtime_dir
+from orchestrator.warm import CLIENT_PID_ENV, COLD, ENV, PRELOAD, runtime_dir
 
 KEYED = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA_", "TORCH", "LD_", "MPL", "ORCH_WARM")
-# not keyed: the search path counts through where it finds the preloaded libraries (_libraries), and
-# torch writes its compile cache's folder into its own process's environment (not a setting)
-UNKEYED = {"PYTHONPATH", "TORCHINDUCTOR_CACHE_DIR"}
+# not keyed: the search path counts through where it finds the preloaded libraries (_libraries),
+# torch writes its compile cache's folder into its own process's environment (not a setting), and
+# a warm command's own pid would give the processes it starts (sweep workers) a server of their own
+UNKEYED = {"PYTHONPATH", "TORCHINDUCTOR_CACHE_DIR", CLIENT_PID_ENV}
 # modules a cold interpreter runs at start from its search path; a warm worker would not
 STARTUP = ("sitecustomize", "usercustomize")
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
