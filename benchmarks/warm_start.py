@@ -1,6 +1,8 @@
 """Warm starts against cold ones: the smoke pipeline (`dvc repro pipelines/smoke/dvc.yaml`, 24
 stages, each its own `orch stage` process) in a fresh clone of HEAD, cold (ORCH_WARM=0) and warm
-(no server at the start: the first command starts it), then single commands on its outputs.
+(no server at the start: the first command starts it), then single commands on its outputs, and a
+2-trial collab sweep with 2 worker processes (a new study each time, the stage cache off: every
+trial trains).
 
     python benchmarks/warm_start.py [--repeats 5]
 
@@ -24,7 +26,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SMOKE = "pipelines/smoke/dvc.yaml"
 COMMANDS = {"orch tasks": ["orch", "tasks"], "orch stage collab report": ["orch", "stage", "collab", "report"],
-            "orch report collab": ["orch", "report", "collab"]}
+            "orch report collab": ["orch", "report", "collab"],
+            "orch sweep collab --trials 2 --jobs 2": ["orch", "-q", "sweep", "collab", "--trials", "2", "--jobs", "2",
+                                                      "--study", "bench-{run}"]}
 
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:
@@ -70,9 +74,10 @@ def main() -> None:
         commands = {}
         for label, cmd in COMMANDS.items():
             runs = {"cold": [], "warm": []}
-            for _ in range(args.repeats):  # interleaved: drifts in load hit both alike
-                runs["cold"].append(timed(cmd, smoke, cold_env))
-                runs["warm"].append(timed(cmd, smoke, warm_env))
+            for i in range(args.repeats):  # interleaved: drifts in load hit both alike
+                for mode, env in (("cold", cold_env), ("warm", warm_env)):
+                    argv = [a.format(run=f"{mode}{i}") for a in cmd]
+                    runs[mode].append(timed(argv, smoke, {**env, "ORCH_CACHE": "0"}))
             commands[label] = {k: round(statistics.median(v), 3) for k, v in runs.items()}
             commands[label]["ratio"] = round(commands[label]["warm"] / commands[label]["cold"], 3)
         stop_servers(runtime)

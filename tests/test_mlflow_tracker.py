@@ -185,3 +185,39 @@ def test_orch_doctor_checks_the_store_and_sends_what_the_journal_kept(tracker, p
     found = tracker.orch_doctor(root=project)
     assert [(f.level, f.what.split(" ")[0]) for f in found] == [("ok", "tracking"), ("fixed", "1")]
     assert tracker.client.get_run(run_id).data.tags["kept"] == "yes" and tracker.journal.runs() == []
+
+
+def test_a_new_sqlite_store_starts_from_a_template_and_is_the_store_mlflow_makes(tmp_path, monkeypatch):
+    """A new store is a copy of an empty one made once per MLflow version (creating the schema and
+    running MLflow's migrations costs about a second per store); it is what MLflow itself makes:
+    the same schema, the Default experiment with this project's artifact location, the same ids."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from orch_mlflow.store import template_path
+    from orch_mlflow.tracker import open_client
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    made, seeded, again = (tmp_path / name for name in ("made", "seeded", "again"))
+    stores = {}
+    for folder in (made, seeded, again):
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        client = MlflowClient(tracking_uri=uri) if folder == made else open_client(uri)
+        if folder == seeded:
+            template = template_path()
+            assert template.is_file() and template.parent == tmp_path / "cache" / "orch"
+            made_at = template.stat().st_mtime_ns
+        [default] = client.search_experiments()
+        assert (default.experiment_id, default.name) == ("0", "Default")
+        assert default.artifact_location == str(folder / "mlruns" / "0")
+        assert client.create_experiment("task") == "1"
+        with sqlite3.connect(folder / "mlflow.db") as db:  # the schema (MLflow's own SQL text varies:
+            names = db.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()  # set order)
+            columns = {t: db.execute(f"PRAGMA table_info('{t}')").fetchall() for kind, t in names if kind == "table"}
+            stores[folder] = (names, columns, db.execute("SELECT * FROM alembic_version").fetchall(),
+                              db.execute("SELECT * FROM workspaces").fetchall())
+    assert stores[seeded] == stores[made] == stores[again]
+    assert template_path().stat().st_mtime_ns == made_at  # made once

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import click
 
 from orch_mlflow.journal import Journal, is_outage
+from orch_mlflow.store import seed_store
 from orchestrator import hookimpl
 from orchestrator import Pruned, UserError, masked
 
@@ -34,7 +35,10 @@ def open_client(uri: str):
         return MlflowClient(tracking_uri=uri)
     from filelock import FileLock
 
-    with FileLock(uri[len("sqlite:///"):].split("?")[0] + ".lock"):
+    path = Path(uri[len("sqlite:///"):].split("?")[0])
+    with FileLock(f"{path}.lock"):
+        if not path.exists() and path.parent.is_dir():
+            seed_store(path)
         client = MlflowClient(tracking_uri=uri)  # creates the store (MLflow 3.17: already here)
         client.search_experiments(max_results=1)  # or at the first call
     return client
