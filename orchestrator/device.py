@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 from orchestrator.leases import started_at
-from orchestrator.warm import runtime_dir
+from orchestrator.warm import CHOSEN_ENV, runtime_dir
 
 THREADS_ENV = "ORCH_THREADS"  # a fixed thread count, overriding the share
-CHOSEN_ENV = "ORCH_THREADS_CHOSEN"  # marks an OMP_NUM_THREADS that orch wrote, not the user
 
 
 def pick_device() -> "torch.device":  # noqa: F821 (torch is imported lazily)

@@ -195,6 +195,11 @@ def test_a_server_is_shared_by_clients_that_find_the_same_libraries(tmp_path, mo
     assert key(str(startup)) != plain
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     assert key() != plain
+    monkeypatch.setenv(warm.CHOSEN_ENV, "7")  # a share a command chose, inherited by what it starts
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    plain = key()
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert key() == plain
 
 
 def test_a_killed_worker_costs_only_its_trial_a_new_worker_retries_it_and_the_sweep_finishes(warm_env, project):

@@ -128,8 +128,7 @@ class WorkerProcess:
 
     def __init__(self, name: str, args: tuple):
         self.name = name
-        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator", self.COMMAND], stdin=subprocess.PIPE,
-                                     env=self.environment())
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator", self.COMMAND], stdin=subprocess.PIPE)
         self.pid = self.proc.pid
         try:
             self.proc.stdin.write(pickle.dumps(args))
@@ -137,17 +136,6 @@ class WorkerProcess:
         except OSError:  # it died before reading: its exit code says so
             pass
         self.sentinel = os.pidfd_open(self.pid) if hasattr(os, "pidfd_open") else None  # readable at its end
-
-    @staticmethod
-    def environment() -> dict[str, str]:
-        """This process's environment without the thread share orch chose for it (the worker takes
-        its own), so that a warm worker finds the server the user's commands use."""
-        from orchestrator.device import CHOSEN_ENV
-
-        env = dict(os.environ)
-        if CHOSEN_ENV in env and env.get("OMP_NUM_THREADS") == env[CHOSEN_ENV]:
-            del env["OMP_NUM_THREADS"], env[CHOSEN_ENV]
-        return env
 
     @staticmethod
     def wait(workers: list[WorkerProcess]) -> None:

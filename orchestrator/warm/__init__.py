@@ -30,6 +30,8 @@ import sys
 ENV = "ORCH_WARM"  # "0": never warm
 CLIENT_PID_ENV = "ORCH_WARM_CLIENT"  # in a worker: "client pid:worker pid"
 COLD = {"server", "ui", "doctor"}
+# marks an OMP_NUM_THREADS that orch wrote (a thread share, orchestrator.device), not the user
+CHOSEN_ENV = "ORCH_THREADS_CHOSEN"
 # what a server imports before its first command (the client keys servers by where these are found)
 PRELOAD = ("numpy", "pandas", "torch", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store",
            "pydantic", "yaml", "filelock", "psutil", "click", "pluggy", "tqdm", "matplotlib.pyplot",

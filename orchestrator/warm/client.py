@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 
-from orchestrator.warm import CLIENT_PID_ENV, COLD, ENV, PRELOAD, runtime_dir
+from orchestrator.warm import CHOSEN_ENV, CLIENT_PID_ENV, COLD, ENV, PRELOAD, runtime_dir
 
 KEYED = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA_", "TORCH", "LD_", "MPL", "ORCH_WARM")
 # not keyed: the search path counts through where it finds the preloaded libraries (_libraries),
@@ -73,8 +73,17 @@ def _key() -> str:
         if name.endswith(".py"):
             parts.append(f"{name}:{os.stat(os.path.join(HERE, name)).st_mtime_ns}")
     parts += _libraries(_search_path())
-    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(KEYED) and k not in UNKEYED)
+    parts += sorted(f"{k}={v}" for k, v in _settings().items())
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _settings() -> dict[str, str]:
+    """The import-time settings in this environment. A thread count that an orch command chose for
+    itself (and its children inherit) is no setting: each command takes its own share again."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(KEYED) and k not in UNKEYED}
+    if CHOSEN_ENV in os.environ and env.get("OMP_NUM_THREADS") == os.environ[CHOSEN_ENV]:
+        del env["OMP_NUM_THREADS"]
+    return env
 
 
 def socket_path() -> str | None:
