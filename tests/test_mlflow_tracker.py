@@ -221,3 +221,15 @@ def test_a_new_sqlite_store_starts_from_a_template_and_is_the_store_mlflow_makes
                               db.execute("SELECT * FROM workspaces").fetchall())
     assert stores[seeded] == stores[made] == stores[again]
     assert template_path().stat().st_mtime_ns == made_at  # made once
+
+
+def test_a_store_is_made_as_usual_when_no_template_can_be_kept(tmp_path, monkeypatch):
+    from orch_mlflow.tracker import open_client
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # the cache folder cannot be made under a file
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.chdir(tmp_path)
+    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlflow.db.lock", "not-a-folder"]

@@ -30,7 +30,7 @@ def seed_store(path: Path) -> None:
             _make_template(template)
         shutil.copyfile(template, part)
         os.replace(part, path)  # whole or not at all
-    except (OSError, sqlite3.Error):
+    except Exception:  # a cache folder we cannot write, a template MLflow refuses: as without one
         part.unlink(missing_ok=True)
 
 
