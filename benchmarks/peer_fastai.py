@@ -10,8 +10,10 @@ fastai is never a dependency of orch: the benchmark makes a throwaway venv for i
 (``--venv``, default ~/.cache/orch-bench/fastai-2.8.12) with the same torch build as orch's
 (2.13.0, CPU) and fastai 2.8.12 without torchvision (its text and collab modules do not need it).
 Reports seconds of training (validation excluded), items per second and the final validation
-figures of both, and orch's throughput as a ratio of fastai's (above 1: orch is faster). Writes
-benchmarks/results/peer_fastai.json and .md.
+figures of both, and orch's throughput as a ratio of fastai's (above 1: orch is faster). With
+``--repeats N`` both sides train N times, alternating, repeat i with seed i: speed is the run of
+median throughput, each validation figure the mean over the seeds (every seed's value is listed).
+Both sides train at the same learning rates. Writes benchmarks/results/peer_fastai.json and .md.
 """
 
 from __future__ import annotations
@@ -97,9 +99,12 @@ def _first_tokens(docs: list[np.ndarray], n: int) -> list[np.ndarray]:
     return out
 
 
-def _median_run(runs: list[dict], key: str) -> dict:
-    """The run of median throughput (each run trains the same, deterministically: only speed differs)."""
-    return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
+def _summary(runs: list[dict], part: str) -> dict:
+    """The run of median throughput for speed; each figure of quality as its mean over the runs (one
+    seed each: a single seed's error moves by a few tenths of a percent), with every run's value."""
+    median = sorted(runs, key=lambda r: r[SPEED[part]])[len(runs) // 2]
+    quality = {q: float(np.mean([r[q] for r in runs])) for q in QUALITY[part]}
+    return {**median, **quality, "per_seed": {q: [r[q] for r in runs] for q in QUALITY[part]}}
 
 
 def run_side(python: str, script: str, data: Path, part: str, settings: dict) -> dict:
@@ -128,8 +133,11 @@ def markdown(result: dict) -> str:
         each = f" (runs: {', '.join(f'{r:.2f}x' for r in both['ratios'])})" if len(both["ratios"]) > 1 else ""
         lines.append(f"| {part} | {key.replace('_', ' ')} | {f[key]:,.0f} | {o[key]:,.0f} | **{both['speed_ratio']:.2f}x**{each} |")
         lines.append(f"| | seconds of training | {f['seconds']:.1f} | {o['seconds']:.1f} | |")
+        seeds = len(both["ratios"])
         for q in QUALITY[part]:
-            lines.append(f"| | {q.replace('_', ' ')} | {f[q]:.4f} | {o[q]:.4f} | |")
+            what = q.replace("_", " ") + (f", mean of {seeds} seeds" if seeds > 1 else "")
+            each = (lambda side: " (" + ", ".join(f"{v:.4f}" for v in side["per_seed"][q]) + ")") if seeds > 1 else (lambda side: "")
+            lines.append(f"| | {what} | {f[q]:.4f}{each(f)} | {o[q]:.4f}{each(o)} | |")
     return "\n".join(lines) + "\n"
 
 
@@ -158,10 +166,11 @@ def main() -> None:
         results = {}
         for part in args.parts:
             runs = {"fastai": [], "orch": []}
-            for _ in range(args.repeats):  # alternating, so that a slow spell of the machine hits both
-                runs["fastai"].append(run_side(str(python), "fastai_side.py", data_file, part, settings))
-                runs["orch"].append(run_side(sys.executable, "orch_side.py", data_file, part, settings))
-            fastai, orch = (_median_run(runs[side], SPEED[part]) for side in ("fastai", "orch"))
+            for seed in range(args.repeats):  # alternating, so that a slow spell of the machine hits both
+                seeded = {**settings, "seed": seed}
+                runs["fastai"].append(run_side(str(python), "fastai_side.py", data_file, part, seeded))
+                runs["orch"].append(run_side(sys.executable, "orch_side.py", data_file, part, seeded))
+            fastai, orch = (_summary(runs[side], part) for side in ("fastai", "orch"))
             ratio = orch[SPEED[part]] / fastai[SPEED[part]]
             results[part] = {"fastai": fastai, "orch": orch, "speed_ratio": round(ratio, 3),
                              "ratios": [round(o[SPEED[part]] / f[SPEED[part]], 3) for f, o in zip(runs["fastai"], runs["orch"])]}

@@ -16,7 +16,7 @@ def language_model(d, a):
     seen = {}
     model = LanguageModel(int(d["vocab_size"]), a["emb"], a["hid"], a["layers"], a["lm_drop_mult"])
     speed = fit_lm(model, d["lm_train"], d["lm_val"], epochs=a["lm_epochs"], bs=a["bs"], bptt=a["bptt"],
-                   lr=a["lm_lr"], wd=a["wd"], clip=a["clip"], device="cpu", seed=0, discriminative=False,
+                   lr=a["lm_lr"], wd=a["wd"], clip=a["clip"], device="cpu", seed=a["seed"], discriminative=False,
                    on_epoch=lambda e, m: seen.update(m))  # returns tokens/s of the training batches
     tokens = (len(d["lm_train"]) // a["bs"] - 1) * a["bs"] * a["lm_epochs"]  # every target of the bs streams
     return {"seconds": tokens / speed, "tokens": tokens, "tokens_per_s": speed, "val_loss": seen["val_loss"],
@@ -31,10 +31,13 @@ def classifier(d, a):
     val = (docs_of(d["clf_val"], d["clf_val_lens"]), d["clf_val_y"])
     model = Classifier(int(d["vocab_size"]), a["emb"], a["hid"], a["layers"], 2, a["clf_drop_mult"])
     epochs = []
-    # without gradual unfreezing, the schedule is (groups + final_epochs - 1) epochs, all layers trained
-    speed = fit_classifier(model, train, val, lr=a["clf_lr"], wd=a["wd"], bs=a["clf_bs"], max_len=a["max_len"],
-                           clip=a["clip"], device="cpu", seed=0, gradual=False, discriminative=False,
-                           final_epochs=a["clf_epochs"] - len(model.layer_groups()) + 1,
+    # without gradual unfreezing, the schedule is (groups + final_epochs - 1) epochs, all layers trained, at
+    # the LR of gradual unfreezing's last phase (lr / 2 ** (groups - 1)): scaled here so that orch trains at
+    # fastai's LR, clf_lr
+    groups = len(model.layer_groups())
+    speed = fit_classifier(model, train, val, lr=a["clf_lr"] * 2 ** (groups - 1), wd=a["wd"], bs=a["clf_bs"], max_len=a["max_len"],
+                           clip=a["clip"], device="cpu", seed=a["seed"], gradual=False, discriminative=False,
+                           final_epochs=a["clf_epochs"] - groups + 1,
                            on_epoch=lambda e, m: epochs.append(m))
     val_loss, val_error = evaluate_classifier(model, *val, a["clf_bs"], a["max_len"], "cpu")
     docs = len(train[1]) * len(epochs)
@@ -53,7 +56,7 @@ def collab(d, a):
     train, val = part(0), part(1)
     model = EmbeddingDotBias(int(d["c_user"].max()) + 1, int(d["c_item"].max()) + 1, a["n_factors"], (0.0, 5.5))
     start = time.perf_counter()
-    fit(model, train, val, epochs=a["collab_epochs"], bs=a["collab_bs"], lr=a["collab_lr"], wd=a["collab_wd"], seed=0,
+    fit(model, train, val, epochs=a["collab_epochs"], bs=a["collab_bs"], lr=a["collab_lr"], wd=a["collab_wd"], seed=a["seed"],
         on_epoch=lambda e, m: None)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "seconds_per_epoch": seconds / a["collab_epochs"],

@@ -90,7 +90,7 @@ def set_trainable(groups: Sequence[Sequence[nn.Module]], n_last: int) -> None:
 
 def make_optimizer(groups, lr: float, wd: float, discriminative: bool = True) -> torch.optim.Optimizer:
     param_groups = discriminative_groups(groups, lr, LR_DECAY if discriminative else 1.0)
-    return torch.optim.AdamW(param_groups, lr=lr, betas=(0.8, 0.99), weight_decay=wd)
+    return torch.optim.AdamW(param_groups, lr=lr, betas=(0.8, 0.99), weight_decay=wd, fused=True)
 
 
 @torch.no_grad()
