@@ -257,7 +257,8 @@ class Sandbox:
     def _command(self, cmd: list[str], timeout: float, check: bool) -> subprocess.CompletedProcess:
         env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
                "MLFLOW_TRACKING_URI": self.tracking_uri, "GIT_AUTHOR_NAME": "orch", "GIT_AUTHOR_EMAIL": "orch@localhost",
-               "GIT_COMMITTER_NAME": "orch", "GIT_COMMITTER_EMAIL": "orch@localhost"}
+               "GIT_COMMITTER_NAME": "orch", "GIT_COMMITTER_EMAIL": "orch@localhost",
+               "DVC_NO_ANALYTICS": "1"}  # `dvc init` starts a daemon to report it, before its config can say no
         done = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-4000:]}")

@@ -284,7 +284,7 @@ def dvc_project(tmp_path):
                                                                                  "mlartifacts", ".orch"))
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # dvc and orch
     env = {**os.environ, "PATH": path, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}  # no daemon to report `dvc init`
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                 ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         subprocess.run(cmd, cwd=root, check=True, env=env, capture_output=True)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+import racers
 from orchestrator.sweep.study import Study
 from orchestrator.sweep.workers import LostRuns
 from servers import PASSWORD, free_port
@@ -23,13 +24,6 @@ from test_integration import StderrLines, epoch_of, runs_of
 
 
 pytestmark = pytest.mark.integration
-
-
-def _agree(url: str, barrier, value: str, out) -> None:
-    from orchestrator.sweep import agree
-
-    barrier.wait()
-    out.put((agree.agree(url, "s", "parent", value), agree.take_number(url, "s", "worker", value)[0]))
 
 
 @pytest.fixture(params=["postgresql", "journal"])
@@ -46,7 +40,7 @@ def test_workers_that_race_agree_on_one_value_and_take_distinct_numbers(shared_s
     url = shared_storage
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(4), context.Queue()
-    procs = [context.Process(target=_agree, args=(url, barrier, f"v{i}", out)) for i in range(4)]
+    procs = [context.Process(target=racers.agree, args=(url, barrier, f"v{i}", out)) for i in range(4)]
     for p in procs:
         p.start()
     got = [out.get(timeout=120) for _ in procs]
@@ -57,19 +51,11 @@ def test_workers_that_race_agree_on_one_value_and_take_distinct_numbers(shared_s
     assert sorted(number for _, number in got) == [0, 1, 2, 3]
 
 
-def _open(url: str, barrier, out) -> None:
-    from orchestrator.sweep.study import storage
-
-    barrier.wait()
-    storage(url)  # Optuna creates its schema here
-    out.put("opened")
-
-
 def test_workers_that_open_a_fresh_postgresql_database_at_once_all_get_the_storage(postgres):
     url = postgres.url()  # empty: the first to open it creates Optuna's tables and types
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(3), context.Queue()
-    procs = [context.Process(target=_open, args=(url, barrier, out)) for _ in range(3)]
+    procs = [context.Process(target=racers.open_storage, args=(url, barrier, out)) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:

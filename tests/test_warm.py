@@ -170,8 +170,9 @@ def test_the_holder_pid_is_the_clients_only_in_the_worker_itself(monkeypatch):
 
 
 def test_a_server_is_shared_by_clients_that_find_the_same_libraries(tmp_path, monkeypatch):
-    """Folders of plugins on the path share a server (each command imports them afresh); a folder
-    that shadows a preloaded library, an import-time setting or a start-up module does not."""
+    """Folders of plugins on the path share a server (each command imports them afresh), and so do
+    variables that libraries write into their own process; a folder that shadows a preloaded
+    library, an import-time setting or a start-up module does not."""
     def key(*folders: str) -> str:
         monkeypatch.setattr(sys, "path", [str(tmp_path), *folders, *base])
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join(folders))
@@ -190,7 +191,13 @@ def test_a_server_is_shared_by_clients_that_find_the_same_libraries(tmp_path, mo
     assert key(str(plugins)) == plain
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # torch writes it into its own process
     monkeypatch.setenv(warm.CLIENT_PID_ENV, "12:34")  # a warm command's, inherited by the workers it starts
+    monkeypatch.setenv("PYTHONBREAKPOINT", "ray.util.rpdb.set_trace")  # what Ray's driver passes on
+    for name, value in client.LIBRARY_WRITTEN.items():  # what sklearn writes, inherited from its importer
+        monkeypatch.setenv(name, value)
     assert key() == plain
+    monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "FALSE")  # the user's own value: a setting
+    assert key() != plain
+    monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", client.LIBRARY_WRITTEN["KMP_DUPLICATE_LIB_OK"])
     assert key(str(shadow)) != plain
     assert key(str(startup)) != plain
     monkeypatch.setenv("OMP_NUM_THREADS", "7")

@@ -14,7 +14,12 @@ KEYED = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS", "CUDA_", "TORCH", "LD_", 
 # not keyed: the search path counts through where it finds the preloaded libraries (_libraries),
 # torch writes its compile cache's folder into its own process's environment (not a setting), and
 # a warm command's own pid would give the processes it starts (sweep workers) a server of their own
-UNKEYED = {"PYTHONPATH", "TORCHINDUCTOR_CACHE_DIR", CLIENT_PID_ENV}
+UNKEYED = {"PYTHONPATH", "TORCHINDUCTOR_CACHE_DIR", CLIENT_PID_ENV,
+           "PYTHONBREAKPOINT"}  # read at each breakpoint() call, not at start (Ray's driver writes it)
+# what libraries write into their own process's environment when imported, with setdefault:
+# sklearn and joblib (imported with LightGBM, as a server does) for Intel's OpenMP. A child of
+# such a process (a Ray worker's `orch worker`) carries these values; a server has them too.
+LIBRARY_WRITTEN = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
 # modules a cold interpreter runs at start from its search path; a warm worker would not
 STARTUP = ("sitecustomize", "usercustomize")
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
@@ -80,7 +85,8 @@ def _key() -> str:
 def _settings() -> dict[str, str]:
     """The import-time settings in this environment. A thread count that an orch command chose for
     itself (and its children inherit) is no setting: each command takes its own share again."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(KEYED) and k not in UNKEYED}
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(KEYED) and k not in UNKEYED and LIBRARY_WRITTEN.get(k) != v}
     if CHOSEN_ENV in os.environ and env.get("OMP_NUM_THREADS") == os.environ[CHOSEN_ENV]:
         del env["OMP_NUM_THREADS"]
     return env
