@@ -120,6 +120,11 @@ SPEED = {"language_model": "tokens_per_s", "classifier": "docs_per_s", "collab":
 QUALITY = {"language_model": ("val_loss", "val_acc"), "classifier": ("val_loss", "val_error"), "collab": ("val_rmse",)}
 
 
+def _per_seed(side: dict, q: str) -> str:
+    values = side.get("per_seed", {}).get(q, [])
+    return " (" + ", ".join(f"{v:.4f}" for v in values) + ")" if len(values) > 1 else ""
+
+
 def markdown(result: dict) -> str:
     s = result["settings"]
     lines = [f"# orch against fastai {FASTAI.split('==')[1]}, in one run", "",
@@ -136,8 +141,7 @@ def markdown(result: dict) -> str:
         seeds = len(both["ratios"])
         for q in QUALITY[part]:
             what = q.replace("_", " ") + (f", mean of {seeds} seeds" if seeds > 1 else "")
-            each = (lambda side: " (" + ", ".join(f"{v:.4f}" for v in side["per_seed"][q]) + ")") if seeds > 1 else (lambda side: "")
-            lines.append(f"| | {what} | {f[q]:.4f}{each(f)} | {o[q]:.4f}{each(o)} | |")
+            lines.append(f"| | {what} | {f[q]:.4f}{_per_seed(f, q)} | {o[q]:.4f}{_per_seed(o, q)} | |")
     return "\n".join(lines) + "\n"
 
 
