@@ -198,9 +198,18 @@ class StageCache:
         return folder / f"{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]}-{name}.lock"
 
     def restore(self, entry: Entry, out_dir: Path) -> None:
-        """The entry's files into ``out_dir`` (emptied first): hard links where the file system allows."""
-        shutil.rmtree(out_dir, ignore_errors=True)
-        shutil.copytree(entry.folder, out_dir, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(META))
+        """The entry's files into ``out_dir`` (emptied first): hard links where the file system allows.
+        A folder that already holds them (the setup stages of a sweep, which each of its workers on
+        this project restores) is left as it is: another worker's trials may be reading it. Workers
+        restoring one folder at once take turns."""
+        from filelock import FileLock
+
+        folder_id = hashlib.sha256(str(Path(out_dir).resolve()).encode()).hexdigest()[:12]
+        with FileLock(self._lock(f"restore-{folder_id}")):
+            if not _holds(out_dir, entry.folder):
+                shutil.rmtree(out_dir, ignore_errors=True)
+                shutil.copytree(entry.folder, out_dir, copy_function=_link_or_copy,
+                                ignore=shutil.ignore_patterns(META))
         os.utime(entry.folder / META)  # recently used: evicted last
 
     def store(self, task: str, stage: str, key: str, out_dir: Path, meta: Mapping[str, Any],
@@ -268,6 +277,16 @@ class StageCache:
         for entry in entries:
             shutil.rmtree(entry.folder, ignore_errors=True)
         return len(entries), sum(e.meta.get("bytes", 0) for e in entries)
+
+
+def _holds(out_dir: Path, entry: Path) -> bool:
+    """Whether every file of the entry is in ``out_dir`` as the same file (a hard link of it: the
+    folder was restored from the entry, or the entry stored from the folder)."""
+    files = [p for p in entry.rglob("*") if p.is_file() and p.name != META]
+    try:
+        return bool(files) and all(os.path.samefile(p, out_dir / p.relative_to(entry)) for p in files)
+    except OSError:
+        return False
 
 
 def _link_or_copy(src: str, dst: str) -> str:

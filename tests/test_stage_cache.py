@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,44 @@ def test_entries_are_stored_whole_restored_and_the_least_recently_used_go_first(
     dropped = cache.trim(2500)
     assert [e.meta["key"] for e in dropped] == ["k2"] and cache.lookup("t", "train", "k1") is not None
     assert cache.clear("t") == (2, 2000) and cache.entries() == []
+
+
+def test_workers_restoring_one_folder_at_once_take_turns_and_leave_a_restored_one_alone(tmp_path):
+    """The setup stages of a sweep: each worker on the project restores them into the same folder,
+    while the trials of the first may already read it."""
+    cache = StageCache(tmp_path / ".orch")
+    made = tmp_path / "sweeps" / "s" / "prepare"
+    made.mkdir(parents=True)
+    for i in range(20):
+        (made / f"part-{i}.csv").write_text(f"{i}\n" * 100)
+    (made / "run.json").write_text("{}")  # not stored: a sign that the folder was not emptied
+    cache.store("t", "prepare", "k", made, {}, skip=("run.json",))
+    entry = cache.lookup("t", "prepare", "k")
+    reading = (made / "part-0.csv").open()  # a trial of the worker that made it reads on
+    before = {p.name: p.stat().st_ino for p in made.iterdir()}
+    cache.restore(entry, made)  # the maker's own folder holds the entry: left as it is
+    assert {p.name: p.stat().st_ino for p in made.iterdir()} == before  # run.json too
+    assert reading.read() == "0\n" * 100
+    before.pop("run.json")
+
+    other = tmp_path / "other"  # a folder of older content, restored by 4 workers at once
+    other.mkdir()
+    (other / "stale.csv").write_text("old")
+    errors = []
+
+    def restore():
+        try:
+            cache.restore(entry, other)
+        except OSError as exc:  # FileExistsError when two restored at once
+            errors.append(exc)
+
+    threads = [threading.Thread(target=restore) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in other.iterdir()) == sorted(before)  # the entry's files, nothing stale
 
 
 @pytest.mark.parametrize("raw, expected", [("500M", 500 * 1024**2), ("2g", 2 * 1024**3), ("1234", 1234),
