@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -244,3 +245,25 @@ def test_a_sweep_over_a_later_stage_trains_once_even_with_two_workers_at_once(tw
     children = [r for r in runs_of(client_for(project), "twostep") if "orch.trial" in r.data.tags]
     reused = [r for r in children if r.data.tags.get("orch.cached_stages") == "train"]
     assert len(children) == 8 and len(reused) == 7
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("cache", ["1", "0"])
+def test_a_worker_joining_a_sweep_leaves_its_made_setup_stages_alone(project, toy_site, monkeypatch, cache):
+    """Every worker of a sweep on this project runs its setup: one that finds them made from the
+    same params and code uses them as they are (another worker's trials may read them), with the
+    stage cache on or off."""
+    import yaml
+
+    monkeypatch.setenv("ORCH_CACHE", cache)
+    (project / "params.yaml").write_text(yaml.safe_dump({"toy": {"epochs": 1}}))
+    assert orch("-q", "sweep", "toy", "--trials", "1", "--study", "s", cwd=project).returncode == 0
+    prepared = project / ".orch" / "sweeps" / "s" / "prepare" / "data.json"
+    made = (prepared.stat().st_ino, prepared.stat().st_mtime_ns)
+    joined = orch("-q", "sweep", "toy", "--trials", "2", "--study", "s", cwd=project)  # the study goes on
+    assert joined.returncode == 0, joined.stderr
+    assert (prepared.stat().st_ino, prepared.stat().st_mtime_ns) == made  # not emptied, not written again
+    shutil.rmtree(prepared.parent)  # a folder removed by hand is made again, not trusted to be there
+    again = orch("-q", "sweep", "toy", "--trials", "3", "--study", "s", cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert prepared.exists()

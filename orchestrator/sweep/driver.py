@@ -17,7 +17,7 @@ from orchestrator.runner import Project, close_lost_runs, run_stages
 from orchestrator.sweep import gpus
 from orchestrator.sweep.outputs import write_outputs
 from orchestrator.sweep.study import Study
-from orchestrator.sweep.trial import setup_dirs, split_stages
+from orchestrator.sweep.trial import setup_dirs, setup_turn, split_stages
 from orchestrator.sweep.workers import LostRuns, run_processes, run_worker
 from orchestrator.task import OrchConfig, SweepInfo, TrialResult
 
@@ -44,8 +44,10 @@ def run_sweep(
     try:
         if setup:
             base = validate(reg.task.params_model, sweep.params, reg.task.name, "params")
-            run_stages(pm, reg, base, setup, setup_dirs(project, reg, sweep), None, scratch=project.scratch,
-                       quiet=quiet, cache=cache)
+            with setup_turn(project, reg, sweep, base) as make:
+                if make:
+                    run_stages(pm, reg, base, setup, setup_dirs(project, reg, sweep), None, scratch=project.scratch,
+                               quiet=quiet, cache=cache)
         pm.hook.orch_sweep_start(sweep=sweep)
     except UserError:  # bad input (a tracking store that does not answer...): nothing is left behind
         if cache is not None:

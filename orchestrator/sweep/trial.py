@@ -6,12 +6,14 @@ takes per-epoch reports and says whether to prune. Nothing here imports Optuna."
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from pydantic import BaseModel
 
@@ -39,6 +41,38 @@ def split_stages(reg: RegisteredTask) -> tuple[list[Stage], list[Stage]]:
 
 def setup_dirs(project: Project, reg: RegisteredTask, sweep: SweepInfo) -> dict[str, Path]:
     return {s.name: sweep_folder(project, sweep) / s.name for s in split_stages(reg)[0]}
+
+
+@contextlib.contextmanager
+def setup_turn(project: Project, reg: RegisteredTask, sweep: SweepInfo, params: BaseModel) -> Iterator[bool]:
+    """The sweep's setup stages are made once per sweep folder: the workers on this project take
+    turns, and one that finds them made from the same keys (params, code, data: the stage cache's)
+    is told not to make them again, whether the cache is on or not: another worker's trials may be
+    reading those folders. Yields whether to make them; records their keys when that succeeds."""
+    from filelock import FileLock
+
+    from orchestrator.stage_cache import stage_keys
+    from orchestrator.warm import runtime_dir
+
+    folder = sweep_folder(project, sweep)
+    dirs = setup_dirs(project, reg, sweep)
+    keys = stage_keys(reg.task, params)
+    wanted = {name: keys[name] for name in dirs}
+    marker = folder / "setup.json"
+    locks = Path(runtime_dir()) / "cache-locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    with FileLock(locks / f"{name}-setup.lock"):
+        try:
+            made = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            made = None
+        if made == wanted and all(d.is_dir() for d in dirs.values()):
+            yield False
+            return
+        marker.unlink(missing_ok=True)
+        yield True
+        marker.write_text(json.dumps(wanted, sort_keys=True))
 
 
 TRACKING = "tracking"  # the trial's user attribute that holds its run's tracker ids, from its start
