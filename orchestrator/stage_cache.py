@@ -171,14 +171,12 @@ class StageCache:
         (held until it is stored), taken in stage order. A worker that needs an entry another is
         making waits for it here, so the run knows what it reuses before it begins; ``reuse``
         False makes every entry again."""
-        from filelock import FileLock
-
         plan = Plan({}, {})
         for stage in (s for s in stages if s.cache):
             key = keys[stage.name]
             entry = self.lookup(task.name, stage.name, key) if reuse else None
             if entry is None:
-                lock = FileLock(self._lock(f"{task.name}-{stage.name}-{key}"))
+                lock = folder_lock(self.root, f"{task.name}-{stage.name}-{key}")
                 lock.acquire()
                 entry = self.lookup(task.name, stage.name, key) if reuse else None
                 if entry is None:
@@ -188,24 +186,11 @@ class StageCache:
             plan.found[stage.name] = entry
         return plan
 
-    def _lock(self, name: str) -> Path:
-        """A lock file in this user's runtime folder (not the project: a refused command leaves
-        nothing there), named after the cache and the entry."""
-        from orchestrator.warm import runtime_dir
-
-        folder = Path(runtime_dir()) / "cache-locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]}-{name}.lock"
-
     def restore(self, entry: Entry, out_dir: Path) -> None:
         """The entry's files into ``out_dir`` (emptied first): hard links where the file system allows.
-        A folder that already holds them (the setup stages of a sweep, which each of its workers on
-        this project restores) is left as it is: another worker's trials may be reading it. Workers
-        restoring one folder at once take turns."""
-        from filelock import FileLock
-
-        folder_id = hashlib.sha256(str(Path(out_dir).resolve()).encode()).hexdigest()[:12]
-        with FileLock(self._lock(f"restore-{folder_id}")):
+        Processes restoring one folder at once take turns, and a folder that already holds the
+        entry's files is left as it is (another process may be reading it)."""
+        with folder_lock(out_dir, "restore"):
             if not _holds(out_dir, entry.folder):
                 shutil.rmtree(out_dir, ignore_errors=True)
                 shutil.copytree(entry.folder, out_dir, copy_function=_link_or_copy,
@@ -257,10 +242,8 @@ class StageCache:
 
     def trim(self, budget: int) -> list[Entry]:
         """Drop the least recently used entries until the cache holds at most ``budget`` bytes."""
-        from filelock import FileLock
-
         dropped = []
-        with FileLock(self._lock("trim")):
+        with folder_lock(self.root, "trim"):
             entries = sorted(self.entries(), key=lambda e: (e.folder / META).stat().st_mtime)
             total = sum(e.meta.get("bytes", 0) for e in entries)
             for entry in entries:
@@ -277,6 +260,19 @@ class StageCache:
         for entry in entries:
             shutil.rmtree(entry.folder, ignore_errors=True)
         return len(entries), sum(e.meta.get("bytes", 0) for e in entries)
+
+
+def folder_lock(folder: Path, name: str) -> Any:
+    """A lock (``filelock.FileLock``) named after ``folder`` and ``name``, its file in this user's
+    runtime folder (not the project: a refused command leaves nothing there)."""
+    from filelock import FileLock
+
+    from orchestrator.warm import runtime_dir
+
+    locks = Path(runtime_dir()) / "cache-locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:12]
+    return FileLock(locks / f"{digest}-{name}.lock")
 
 
 def _holds(out_dir: Path, entry: Path) -> bool:

@@ -7,7 +7,6 @@ takes per-epoch reports and says whether to prune. Nothing here imports Optuna."
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import shutil
@@ -49,20 +48,14 @@ def setup_turn(project: Project, reg: RegisteredTask, sweep: SweepInfo, params: 
     turns, and one that finds them made from the same keys (params, code, data: the stage cache's)
     is told not to make them again, whether the cache is on or not: another worker's trials may be
     reading those folders. Yields whether to make them; records their keys when that succeeds."""
-    from filelock import FileLock
-
-    from orchestrator.stage_cache import stage_keys
-    from orchestrator.warm import runtime_dir
+    from orchestrator.stage_cache import folder_lock, stage_keys
 
     folder = sweep_folder(project, sweep)
     dirs = setup_dirs(project, reg, sweep)
     keys = stage_keys(reg.task, params)
     wanted = {name: keys[name] for name in dirs}
     marker = folder / "setup.json"
-    locks = Path(runtime_dir()) / "cache-locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
-    with FileLock(locks / f"{name}-setup.lock"):
+    with folder_lock(folder, "setup"):
         try:
             made = json.loads(marker.read_text())
         except (OSError, ValueError):
